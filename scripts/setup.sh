@@ -1,0 +1,36 @@
+# Shared set-up for ./scripts/serve and ./scripts/test (sourced, not run).
+# Creates .venv if it is missing and installs PyTorch and the course with its extras. A second run
+# finds the stamp left by the first and installs nothing.
+
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=$root/.venv
+python=$venv/bin/python
+
+if [[ ! -x $python ]]; then
+  base=${PYTHON:-python3}
+  command -v "$base" >/dev/null || { echo "setup: $base not found; install Python 3.10 or newer" >&2; exit 1; }
+  "$base" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || { echo "setup: $("$base" --version) is too old; the course needs Python 3.10 or newer" >&2; exit 1; }
+  echo "setup: creating $venv"
+  "$base" -m venv "$venv"
+fi
+
+# The stamp records what was installed: the project's requirements and the torch pin.
+stamp=$venv/.torchenstein-installed
+wanted="$(cat "$root/pyproject.toml" | sha256sum | cut -d' ' -f1) torch==$TORCH_VERSION"
+if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
+  # torch first, pinned: it is the CPU build this machine keeps on disk. The project asks only for a
+  # range, which the pinned build already satisfies, so installing the project fetches no other torch.
+  if ! "$python" -c "import torch" 2>/dev/null; then
+    echo "setup: installing torch==$TORCH_VERSION"
+    "$python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  fi
+  echo "setup: installing torchenstein with its docs and test extras"
+  "$python" -m pip install --quiet --disable-pip-version-check -e "$root[docs,test]"
+  echo "$wanted" > "$stamp"
+fi
+
+export NO_MKDOCS_2_WARNING=1
+export MPLBACKEND=Agg
+cd "$root"

@@ -1,0 +1,46 @@
+"""Every plotting function draws a figure, and one command writes them all."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from matplotlib.figure import Figure
+
+from torchenstein.course import lessons
+from torchenstein.figures import main, plotting_functions, render_svg
+
+PLOTS = [
+    (lesson.module, name, plot)
+    for lesson in lessons()
+    for name, plot in plotting_functions(importlib.import_module(lesson.module)).items()
+]
+
+
+@pytest.mark.parametrize(("module", "name", "plot"), PLOTS, ids=[f"{m.rsplit('.', 1)[1]}.{n}" for m, n, _ in PLOTS])
+def test_every_plotting_function_draws_a_figure(module, name, plot):
+    figure = plot()
+    assert isinstance(figure, Figure)
+    assert figure.axes, f"{module}.{name} drew no axes"
+
+
+def test_render_svg_refuses_what_is_not_a_figure():
+    with pytest.raises(TypeError, match="must return a matplotlib Figure, got int"):
+        render_svg(lambda: 3)
+
+
+def test_svg_is_the_same_every_time():
+    _, _, plot = PLOTS[0]
+    assert render_svg(plot) == render_svg(plot)
+
+
+def test_one_command_writes_every_figure(tmp_path, capsys):
+    assert main(["--out", str(tmp_path)]) == 0
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.svg")}
+    expected = {f"{m.split('.')[1]}/{m.split('.')[2]}/{n}.svg" for m, n, _ in PLOTS}
+    assert written == expected
+
+
+def test_an_unknown_lesson_is_named(capsys):
+    assert main(["torchenstein.nowhere"]) == 2
+    assert "torchenstein.nowhere" in capsys.readouterr().err

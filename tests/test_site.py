@@ -1,0 +1,180 @@
+"""The strict site build: every lesson has its page, its objects, its source view and its figures,
+and the site loads nothing from another host."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+
+from torchenstein._site.pages import part_label
+from torchenstein._site.sourceview import documented_members, object_spans
+from torchenstein.course import COURSE, lessons, module_path
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = lessons()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """Build the whole site once, strictly: any warning (a broken reference, say) fails the build."""
+    site_dir = tmp_path_factory.mktemp("site")
+    config = load_config(str(ROOT / "mkdocs.yml"), strict=True, site_dir=str(site_dir))
+    build(config)
+    return site_dir
+
+
+class Page(HTMLParser):
+    """The parts of a built page the tests look at: ids, links, images, headings, external loads."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.h1: list[str] = []
+        self.loads: list[str] = []
+        self._in_h1 = False
+        self.feed(path.read_text(encoding="utf-8"))
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        if tag in {"script", "img", "iframe", "source", "video", "audio"} and attrs.get("src"):
+            self.loads.append(attrs["src"])
+        if tag == "link" and attrs.get("href") and attrs.get("rel") not in {"canonical", "prev", "next"}:
+            self.loads.append(attrs["href"])
+        if tag == "h1":
+            self._in_h1 = True
+            self.h1.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "h1":
+            self._in_h1 = False
+
+    def handle_data(self, data):
+        if self._in_h1:
+            self.h1[-1] += data
+
+
+def page_of(site: Path, url: str) -> Page:
+    return Page(site / url / "index.html")
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_each_lesson_page_has_its_title_once_and_every_object(site, lesson):
+    page = page_of(site, lesson.url)
+    source = module_path(lesson.module).read_text(encoding="utf-8")
+    title = re.search(r"^# (.+)$", source, re.M)[1]
+    assert [h.strip("¶ \n") for h in page.h1] == [title]
+    members = documented_members(source)
+    assert members, "a lesson teaches through at least one function or class"
+    for name in members:
+        assert f"{lesson.module}.{name}" in page.ids, f"{name} is missing from the page"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_each_object_links_to_its_lines_in_the_source_view(site, lesson):
+    page = page_of(site, lesson.url)
+    source_page = page_of(site, lesson.url + "source/")
+    spans = object_spans(module_path(lesson.module).read_text(encoding="utf-8"))
+    for name in documented_members(module_path(lesson.module).read_text(encoding="utf-8")):
+        if name not in spans:
+            continue  # an attribute: it has no lines of its own to point at
+        start, end = spans[name]
+        assert f"source/#L{start}-L{end}" in page.links, f"{name} has no link to its source"
+        assert {f"L{start}-L{end}", f"L{start}", f"L{end}"} <= source_page.ids
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_the_source_view_numbers_every_line_and_links_back(site, lesson):
+    source = module_path(lesson.module).read_text(encoding="utf-8")
+    page = page_of(site, lesson.url + "source/")
+    lines = source.splitlines()
+    numbered = {int(i[1:]) for i in page.ids if re.fullmatch(r"L\d+", i)}
+    code_lines = {n for n, line in enumerate(lines, 1) if line.strip() and not line.strip().startswith("#")}
+    assert code_lines <= numbered
+    spans = object_spans(source)
+    for name in documented_members(source):
+        if name in spans:
+            assert f"../#{lesson.module}.{name}" in page.links, f"the source view does not link {name} back"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_every_figure_a_page_shows_exists(site, lesson):
+    page = page_of(site, lesson.url)
+    for src in page.images:
+        assert (site / lesson.url / src).resolve().is_file(), f"{lesson.url} shows {src}, which was not drawn"
+
+
+def test_navigation_follows_the_course_order(site):
+    html = (site / "index.html").read_text(encoding="utf-8")
+    positions = [html.index(f'href="{lesson.url}"') for lesson in LESSONS]
+    assert positions == sorted(positions)
+    for part in COURSE:
+        assert (part_label(part) in html) == bool(part.lessons)
+
+
+def test_the_course_map_names_every_part_and_links_every_lesson(site):
+    page = page_of(site, "course-map/")
+    html = (site / "course-map" / "index.html").read_text(encoding="utf-8")
+    for part in COURSE:
+        assert part_label(part) in html
+    for lesson in LESSONS:
+        assert f"../{lesson.url}" in page.links
+
+
+def test_welcome_pages_exist(site):
+    for url in ("", "origin-story/", "running-examples/"):
+        assert page_of(site, url).h1, f"/{url} has no heading"
+
+
+def test_the_site_loads_nothing_from_another_host(site):
+    offenders = []
+    for path in site.rglob("*.html"):
+        for load in Page(path).loads:
+            if re.match(r"(https?:)?//", load):
+                offenders.append(f"{path.relative_to(site)}: {load}")
+    for path in site.rglob("*.css"):
+        for url in re.findall(r"url\(\s*['\"]?((?:https?:)?//[^)'\"]+)", path.read_text(encoding="utf-8")):
+            offenders.append(f"{path.relative_to(site)}: {url}")
+    assert not offenders
+
+
+def test_math_is_bundled_and_marked_for_typesetting(site):
+    katex = site / "assets" / "vendor" / "katex"
+    assert (katex / "katex.min.js").is_file() and (katex / "katex.min.css").is_file()
+    fonts = re.findall(r"url\((fonts/[^)]+)\)", (katex / "katex.min.css").read_text(encoding="utf-8"))
+    assert fonts and all((katex / font).is_file() for font in fonts)
+    assert 'class="arithmatex"' in (site / LESSONS[-1].url / "index.html").read_text(encoding="utf-8")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)")
+def test_math_is_typeset_in_a_browser_with_the_network_off(site, tmp_path):
+    lesson = LESSONS[-1]
+    result = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path}",
+            "--host-resolver-rules=MAP * ~NOTFOUND", "--allow-file-access-from-files",
+            "--virtual-time-budget=5000", "--dump-dom", (site / lesson.url / "index.html").as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    dom = result.stdout
+    assert 'class="katex"' in dom or "class=\"katex-display\"" in dom
+    assert dom.count("data-typeset") == dom.count('class="arithmatex"'), "some formulas were left untypeset"

@@ -1,0 +1,80 @@
+"""MkDocs hooks that turn the course order into the site.
+
+On every build they set the navigation from `torchenstein.course`, add a page, an annotated source
+view and the figures for every lesson, add the course map, and give every documented object on a lesson
+page a link to its lines in the source view.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
+from torchenstein._site.sourceview import annotated_source, documented_members, object_spans
+from torchenstein.course import Lesson, lessons, module_path
+from torchenstein.figures import lesson_figures
+
+_HEADING = re.compile(r'(<h(?P<level>[1-6]) id="(?P<id>torchenstein\.[\w.]+)" class="doc doc-heading">.*?</h(?P=level)>)', re.S)
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Build the navigation from the course order."""
+    config.nav = navigation()
+    return config
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Add each lesson's page, source view and figures, and the course map."""
+    for lesson in lessons():
+        path = module_path(lesson.module)
+        source = path.read_text(encoding="utf-8")
+        files.append(File.generated(config, lesson.page, content=lesson_page(lesson, documented_members(source))))
+        display = lesson.module.replace(".", "/") + ".py"
+        files.append(
+            File.generated(
+                config,
+                lesson.source_page,
+                content=annotated_source(lesson.module, source, lesson_title=lesson.title, display_path=display),
+            )
+        )
+        for filename, svg in lesson_figures(lesson, reload=True):
+            files.append(File.generated(config, f"{lesson.part_slug}/{lesson.name}/{filename}", content=svg))
+    files.append(File.generated(config, "course-map.md", content=course_map()))
+    return files
+
+
+COURSE_PATH_MARKER = "<!-- course-path -->"
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Write the path through the course, from the course order, where a page asks for it."""
+    return markdown.replace(COURSE_PATH_MARKER, course_path())
+
+
+def _lesson_of(page: Page) -> Lesson | None:
+    return next((lesson for lesson in lessons() if lesson.page == page.file.src_uri), None)
+
+
+def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Give every documented object on a lesson page a link to its lines in the annotated source."""
+    lesson = _lesson_of(page)
+    if lesson is None:
+        return html
+    spans = object_spans(module_path(lesson.module).read_text(encoding="utf-8"))
+    prefix = lesson.module + "."
+
+    def link(match: re.Match) -> str:
+        qualname = match["id"].removeprefix(prefix)
+        if not match["id"].startswith(prefix) or qualname not in spans:
+            return match[0]
+        start, end = spans[qualname]
+        return (
+            f'{match[0]}\n<p class="tl-source-link"><a href="source/#L{start}-L{end}" '
+            f'title="Read {qualname} in the annotated source">source, lines {start}–{end}</a></p>'
+        )
+
+    return _HEADING.sub(link, html)

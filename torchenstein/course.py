@@ -1,0 +1,294 @@
+"""The course order: every part and every lesson, in the order they are taught.
+
+This is the one place the order lives. The site's navigation, the course map and the tests all read
+it: adding a lesson means writing its module and adding one `Lesson` line here.
+
+A lesson is a module of this package whose docstring opens with a level-one Markdown title (``# ...``).
+Its page lives at ``<part>/<module>/`` on the site, and its annotated source at
+``<part>/<module>/source/``.
+
+Examples:
+    >>> from torchenstein.course import COURSE, lessons
+    >>> COURSE[0].title
+    'Tensors: the primordial ooze'
+    >>> lessons()[0].module
+    'torchenstein.tensors.creation'
+    >>> lessons()[0].url
+    'tensors/creation/'
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE = "torchenstein"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One lesson: a module of the package and the title it carries in the navigation.
+
+    Args:
+        module: the dotted module path, ``torchenstein.<part>.<name>``.
+        title: the short title shown in the navigation and on the course map.
+        summary: one sentence for the course map.
+    """
+
+    module: str
+    title: str
+    summary: str
+
+    @property
+    def part_slug(self) -> str:
+        """The package folder the lesson lives in, which is also its part's slug."""
+        return self.module.split(".")[1]
+
+    @property
+    def name(self) -> str:
+        """The module's own name, ``creation`` for ``torchenstein.tensors.creation``."""
+        return self.module.rsplit(".", 1)[1]
+
+    @property
+    def url(self) -> str:
+        """The lesson page's address relative to the site root."""
+        return f"{self.part_slug}/{self.name}/"
+
+    @property
+    def page(self) -> str:
+        """The lesson page's path among the site's documentation files."""
+        return f"{self.part_slug}/{self.name}/index.md"
+
+    @property
+    def source_page(self) -> str:
+        """The path of the lesson's annotated source view among the documentation files."""
+        return f"{self.part_slug}/{self.name}/source.md"
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of the course: a folder of the package with lessons, or one still to be written.
+
+    Args:
+        number: the part's place in the course, from 1.
+        slug: the subpackage of ``torchenstein`` that holds its lessons.
+        title: the part's title.
+        summary: a paragraph for the home page and the course map.
+        topics: what the part covers, in the order the course will teach it.
+        lessons: the lessons written so far, in teaching order.
+    """
+
+    number: int
+    slug: str
+    title: str
+    summary: str
+    topics: tuple[str, ...]
+    lessons: tuple[Lesson, ...] = field(default=())
+
+
+COURSE: tuple[Part, ...] = (
+    Part(
+        1,
+        "tensors",
+        "Tensors: the primordial ooze",
+        "Everything a network is made of is a tensor. We summon them, cut them apart, reshape their very "
+        "memory and learn which numbers they can and cannot hold.",
+        (
+            "creating tensors",
+            "indexing, slicing and assembly",
+            "storage, strides and views",
+            "dtypes and devices",
+            "element-wise maths and reductions",
+            "matrix multiplication",
+            "broadcasting",
+            "einsum",
+            "autograd",
+            "gradient accumulation",
+        ),
+        (
+            Lesson(
+                "torchenstein.tensors.creation",
+                "Summoning tensors",
+                "Every way to bring a tensor into being, and the four attributes it is born with.",
+            ),
+            Lesson(
+                "torchenstein.tensors.surgery",
+                "Tensor surgery and assembly",
+                "Indexing, slicing, gathering and stitching tensors together, and which cuts share memory.",
+            ),
+            Lesson(
+                "torchenstein.tensors.metamorphosis",
+                "Tensor metamorphosis",
+                "Storage, strides and contiguity: how view, reshape, permute and expand bend a tensor.",
+            ),
+            Lesson(
+                "torchenstein.tensors.dtypes",
+                "Dtypes and devices",
+                "What float32, float16 and bfloat16 can hold, how types promote, and where tensors live.",
+            ),
+        ),
+    ),
+    Part(
+        2,
+        "nn",
+        "torch.nn: building brains",
+        "Every building block of a modern network written from scratch as a real nn.Module and proved "
+        "equal to PyTorch's own: linear layers, activations, embeddings, normalisation and losses.",
+        (
+            "nn.Module, parameters and buffers",
+            "Sequential, ModuleList and ModuleDict",
+            "state_dict and safe checkpoints",
+            "linear layers",
+            "activation functions",
+            "dropout",
+            "embeddings",
+            "positional encoding",
+            "BatchNorm and LayerNorm",
+            "RMSNorm",
+            "train and eval modes",
+            "loss functions",
+        ),
+    ),
+    Part(
+        3,
+        "training",
+        "Training: bringing the monster to life",
+        "Optimisers, training loops, data loading and mixed precision, and how an honest loop keeps the "
+        "test set out of training (the leak that once won Dr. Hammer a paper).",
+        (
+            "optimisers from scratch",
+            "the training loop",
+            "datasets and data loaders",
+            "train, validation and test splits without leaks",
+            "learning-rate schedules",
+            "mixed precision",
+        ),
+    ),
+    Part(
+        4,
+        "transformers",
+        "Transformers: the attention machine",
+        "Attention from raw tensors up to a complete Transformer, each piece proved equal to PyTorch's.",
+        (
+            "scaled dot-product attention",
+            "multi-head attention",
+            "rotary position embeddings",
+            "the Transformer block",
+            "a GPT from scratch",
+            "the KV cache",
+        ),
+        (
+            Lesson(
+                "torchenstein.transformers.attention",
+                "Scaled dot-product attention",
+                "Scores, softmax, the square root of d and masks: attention by hand, proved equal to PyTorch's.",
+            ),
+        ),
+    ),
+    Part(
+        5,
+        "diffusion",
+        "Diffusion models: order from noise",
+        "Noise schedules, the forward process, a denoising U-Net and sampling, from raw tensors.",
+        (
+            "the forward noising process",
+            "noise schedules",
+            "the denoising U-Net",
+            "training a DDPM",
+            "sampling with DDPM and DDIM",
+            "classifier-free guidance",
+        ),
+    ),
+    Part(
+        6,
+        "advanced",
+        "Advanced PyTorch: the forbidden arts",
+        "What happens under the hood: hooks, profiling, the CUDA memory allocator, distributed "
+        "training and exporting a model.",
+        (
+            "forward and backward hooks",
+            "profiling",
+            "the CUDA caching memory allocator",
+            "data loading with multiple processes",
+            "distributed data parallel",
+            "torch.compile and torch.export",
+        ),
+    ),
+)
+"""The whole course, part by part, in teaching order."""
+
+
+def lessons() -> list[Lesson]:
+    """Every lesson of the course, in teaching order.
+
+    Examples:
+        >>> [lesson.name for lesson in lessons()][:2]
+        ['creation', 'surgery']
+    """
+    return [lesson for part in COURSE for lesson in part.lessons]
+
+
+def find_lesson(module: str) -> Lesson:
+    """The lesson whose module is ``module``.
+
+    Raises:
+        KeyError: if no lesson in the course order has that module.
+
+    Examples:
+        >>> find_lesson("torchenstein.tensors.dtypes").title
+        'Dtypes and devices'
+    """
+    for lesson in lessons():
+        if lesson.module == module:
+            return lesson
+    raise KeyError(f"no lesson in the course order is the module {module!r}")
+
+
+def module_path(module: str) -> Path:
+    """The file that holds a module of the package, found without importing it.
+
+    Raises:
+        ModuleNotFoundError: if the module does not exist.
+
+    Examples:
+        >>> module_path("torchenstein.course").name
+        'course.py'
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module named {module!r}")
+    return Path(spec.origin)
+
+
+def is_lesson_source(source: str) -> bool:
+    """Say whether a module's source is a lesson: its docstring opens with a level-one title.
+
+    Examples:
+        >>> is_lesson_source('r\"\"\"\\n# A lesson\\n\\nText.\\n\"\"\"')
+        True
+        >>> is_lesson_source('\"\"\"A helper module.\"\"\"')
+        False
+    """
+    docstring = ast.get_docstring(ast.parse(source), clean=True) or ""
+    return docstring.startswith("# ")
+
+
+def lesson_modules_in_package() -> list[str]:
+    """Every module in the package that is written as a lesson, whether or not the course lists it.
+
+    Examples:
+        >>> "torchenstein.transformers.attention" in lesson_modules_in_package()
+        True
+    """
+    root = module_path(PACKAGE).parent
+    found = []
+    for info in pkgutil.walk_packages([str(root)], prefix=f"{PACKAGE}."):
+        if info.ispkg or info.name.rsplit(".", 1)[1].startswith("_"):
+            continue
+        path = module_path(info.name)
+        if is_lesson_source(path.read_text(encoding="utf-8")):
+            found.append(info.name)
+    return sorted(found)

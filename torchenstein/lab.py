@@ -1,0 +1,235 @@
+"""The laboratory bench: small helpers every lesson shares.
+
+Choosing a device, seeding every random number generator at once, timing a piece of code honestly,
+and drawing figures in the course's style all live here, once, so no lesson copies them.
+
+Examples:
+    >>> from torchenstein.lab import pick_device, seed_everything
+    >>> pick_device("cpu")
+    device(type='cpu')
+    >>> _ = seed_everything(0)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+DEVICE_PREFERENCE = ("cuda", "mps", "cpu")
+"""The order in which the course looks for an accelerator."""
+
+DEVICE_VARIABLE = "TORCHENSTEIN_DEVICE"
+"""The environment variable that overrides the automatic choice, e.g. ``TORCHENSTEIN_DEVICE=cpu``."""
+
+
+def device_available(kind: str) -> bool:
+    """Say whether this machine has a device of the given kind.
+
+    Args:
+        kind: ``"cuda"``, ``"mps"`` or ``"cpu"``.
+
+    Returns:
+        ``True`` when tensors can be placed on that kind of device here.
+
+    Raises:
+        ValueError: if ``kind`` is not one of the three.
+
+    Examples:
+        >>> device_available("cpu")
+        True
+        >>> device_available("tpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: kind must be one of ('cuda', 'mps', 'cpu'), got 'tpu'
+    """
+    if kind not in DEVICE_PREFERENCE:
+        raise ValueError(f"kind must be one of {DEVICE_PREFERENCE}, got {kind!r}")
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return bool(mps is not None and mps.is_available())
+    return True
+
+
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Choose where tensors should live: CUDA, then Apple's MPS, then the CPU.
+
+    Every lesson that cares about devices asks this one function, so the whole course agrees. Set the
+    environment variable ``TORCHENSTEIN_DEVICE`` (say to ``cpu``) to overrule the automatic choice
+    everywhere at once.
+
+    Args:
+        prefer: a device to insist on (``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"`` or a
+            ``torch.device``). ``None`` takes ``TORCHENSTEIN_DEVICE`` if it is set, otherwise the
+            best device available.
+
+    Returns:
+        The chosen ``torch.device``.
+
+    Raises:
+        ValueError: if ``prefer`` names a kind of device this function does not know.
+        RuntimeError: if ``prefer`` names a device this machine does not have.
+
+    Examples:
+        >>> pick_device("cpu")
+        device(type='cpu')
+        >>> pick_device().type in DEVICE_PREFERENCE
+        True
+    """
+    if prefer is None:
+        prefer = os.environ.get(DEVICE_VARIABLE) or None
+    if prefer is None:
+        kind = next(k for k in DEVICE_PREFERENCE if device_available(k))
+        return torch.device(kind)
+    try:
+        device = torch.device(prefer)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"prefer must name a device such as 'cuda', 'mps' or 'cpu', got {prefer!r}") from err
+    if device.type not in DEVICE_PREFERENCE:
+        raise ValueError(f"prefer must be one of {DEVICE_PREFERENCE}, got {prefer!r}")
+    if not device_available(device.type):
+        raise RuntimeError(f"prefer={prefer!r} asks for a {device.type} device, but this machine has none")
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's random number generators in one call.
+
+    Args:
+        seed: a non-negative integer.
+
+    Returns:
+        PyTorch's default CPU generator, now seeded.
+
+    Raises:
+        ValueError: if ``seed`` is negative or not an integer.
+
+    Examples:
+        >>> _ = seed_everything(3)
+        >>> a = torch.rand(2)
+        >>> _ = seed_everything(3)
+        >>> torch.equal(a, torch.rand(2))
+        True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy is a dependency, but the lab does not insist
+        pass
+    return torch.manual_seed(seed)
+
+
+def synchronize(device: torch.device | str | None = None) -> None:
+    """Wait for every queued kernel on an accelerator to finish (a no-op on the CPU).
+
+    GPUs run asynchronously: without this, a timer measures how long it took to *queue* the work.
+
+    Examples:
+        >>> synchronize("cpu")
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":  # pragma: no cover - Apple hardware only
+        torch.mps.synchronize()
+
+
+def time_it(
+    fn: Callable[[], object],
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = "cpu",
+) -> float:
+    """Time a zero-argument function and return the median of ``repeat`` runs, in seconds.
+
+    Warm-up runs come first (they pay for caches, lazy initialisation and kernel selection) and the
+    device is synchronised around each run, so the number is the work, not the queueing.
+
+    Args:
+        fn: the work to time.
+        repeat: how many timed runs; the median is returned.
+        warmup: how many untimed runs before them.
+        device: the device to synchronise (the work's device).
+
+    Returns:
+        The median wall-clock time of one run, in seconds.
+
+    Raises:
+        ValueError: if ``repeat`` is below 1 or ``warmup`` below 0.
+
+    Examples:
+        >>> t = time_it(lambda: torch.ones(8) + 1, repeat=3)
+        >>> t > 0
+        True
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    if warmup < 0:
+        raise ValueError(f"warmup must be 0 or more, got {warmup}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# The course palette: mid-tone colours that stay legible on the light figure card in both site themes.
+PALETTE = ("#7b2ff7", "#00a884", "#f2542d", "#1f77b4", "#e0a100", "#c2185b", "#5d6d7e")
+"""Colours, in the order a figure uses them."""
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: float = 3.6) -> tuple[Figure, list[Axes]]:
+    """Make a matplotlib figure in the course's style, without touching pyplot's global state.
+
+    Args:
+        nrows: rows of axes.
+        ncols: columns of axes.
+        width: figure width in inches.
+        height: figure height in inches.
+
+    Returns:
+        The figure and a flat list of its axes, left to right, top to bottom.
+
+    Raises:
+        ValueError: if ``nrows`` or ``ncols`` is below 1.
+
+    Examples:
+        >>> fig, axes = new_figure(1, 2)
+        >>> len(axes)
+        2
+    """
+    if nrows < 1 or ncols < 1:
+        raise ValueError(f"nrows and ncols must be at least 1, got nrows={nrows}, ncols={ncols}")
+    from cycler import cycler
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained", facecolor="white")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes:
+        ax.set_prop_cycle(cycler(color=PALETTE))
+        ax.grid(True, color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    return fig, axes

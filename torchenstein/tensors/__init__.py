@@ -1,0 +1,1 @@
+"""Part 1 of the course: tensors, the primordial ooze."""

@@ -1,0 +1,1 @@
+"""Part 4 of the course: Transformers, the attention machine."""
