@@ -8,7 +8,14 @@ import re
 
 import pytest
 
-from torchenstein.course import COURSE, find_lesson, is_lesson_source, lesson_modules_in_package, lessons, module_path
+from torchenstein.course import (
+    COURSE,
+    find_lesson,
+    is_lesson_source,
+    lesson_modules_in_package,
+    lessons,
+    module_path,
+)
 from torchenstein.figures import plotting_functions
 
 LESSONS = lessons()

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from torchenstein.lab import DEVICE_PREFERENCE, device_available, new_figure, pick_device, seed_everything, time_it
+from torchenstein.lab import (
+    DEVICE_PREFERENCE,
+    device_available,
+    new_figure,
+    pick_device,
+    seed_everything,
+    time_it,
+)
 
 
 def test_pick_device_prefers_the_first_available(monkeypatch):

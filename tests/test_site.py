@@ -78,6 +78,7 @@ def test_each_lesson_page_has_its_title_once_and_every_object(site, lesson):
     source = module_path(lesson.module).read_text(encoding="utf-8")
     title = re.search(r"^# (.+)$", source, re.M)[1]
     assert [h.strip("¶ \n") for h in page.h1] == [title]
+    assert "wzxhzdk" not in (site / lesson.url / "index.html").read_text(encoding="utf-8"), "a placeholder leaked"
     members = documented_members(source)
     assert members, "a lesson teaches through at least one function or class"
     for name in members:
@@ -118,10 +119,29 @@ def test_every_figure_a_page_shows_exists(site, lesson):
         assert (site / lesson.url / src).resolve().is_file(), f"{lesson.url} shows {src}, which was not drawn"
 
 
-def test_navigation_follows_the_course_order(site):
-    html = (site / "index.html").read_text(encoding="utf-8")
-    positions = [html.index(f'href="{lesson.url}"') for lesson in LESSONS]
-    assert positions == sorted(positions)
+def test_next_links_walk_the_course_in_order(site):
+    """Following each page's *Next* link from the home page visits every lesson in the course order."""
+    walked, url = [], ""
+    while url is not None and len(walked) <= 100:
+        walked.append(url)
+        html = (site / url / "index.html").read_text(encoding="utf-8")
+        found = re.search(r'<a href="([^"]+)" class="md-footer__link md-footer__link--next"', html)
+        url = _normalise(url + found[1]) if found else None
+    assert [u for u in walked if u in {lesson.url for lesson in LESSONS}] == [lesson.url for lesson in LESSONS]
+
+
+def _normalise(url: str) -> str:
+    parts: list[str] = []
+    for piece in url.split("/"):
+        if piece == "..":
+            parts.pop()
+        elif piece not in {"", "."}:
+            parts.append(piece)
+    return "/".join(parts) + "/" if parts else ""
+
+
+def test_the_tabs_name_exactly_the_parts_with_lessons(site):
+    html = (site / LESSONS[0].url / "index.html").read_text(encoding="utf-8")
     for part in COURSE:
         assert (part_label(part) in html) == bool(part.lessons)
 

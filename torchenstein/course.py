@@ -267,9 +267,9 @@ def is_lesson_source(source: str) -> bool:
     """Say whether a module's source is a lesson: its docstring opens with a level-one title.
 
     Examples:
-        >>> is_lesson_source('r\"\"\"\\n# A lesson\\n\\nText.\\n\"\"\"')
+        >>> is_lesson_source("'# A lesson'")
         True
-        >>> is_lesson_source('\"\"\"A helper module.\"\"\"')
+        >>> is_lesson_source("'A helper module.'")
         False
     """
     docstring = ast.get_docstring(ast.parse(source), clean=True) or ""

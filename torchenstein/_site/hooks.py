@@ -59,11 +59,27 @@ def _lesson_of(page: Page) -> Lesson | None:
     return next((lesson for lesson in lessons() if lesson.page == page.file.src_uri), None)
 
 
+def _retitle(items: list, html: str) -> None:
+    """Give the table of contents the lesson's own heading markup.
+
+    mkdocstrings hands MkDocs the titles of headings inside docstrings with their inline code and math
+    replaced by internal placeholders; the rendered heading still has the real markup, so take it from
+    there (links unwrapped, since a contents entry is itself a link).
+    """
+    for item in items:
+        found = re.search(rf'<h[1-6] id="{re.escape(item.id)}">(.*?)</h[1-6]>', html, re.S)
+        if found:
+            title = re.sub(r'<a class="headerlink".*?</a>', "", found[1], flags=re.S)
+            item.title = re.sub(r"</?a\b[^>]*>", "", title).strip()
+        _retitle(item.children, html)
+
+
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Give every documented object on a lesson page a link to its lines in the annotated source."""
     lesson = _lesson_of(page)
     if lesson is None:
         return html
+    _retitle(page.toc.items, html)
     spans = object_spans(module_path(lesson.module).read_text(encoding="utf-8"))
     prefix = lesson.module + "."
 

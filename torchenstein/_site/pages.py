@@ -68,6 +68,7 @@ def navigation() -> list[dict]:
                 {"The origin story": "origin-story.md"},
                 {"Course map": "course-map.md"},
                 {"Running the examples": "running-examples.md"},
+                {"The laboratory bench": "lab.md"},
             ]
         }
     ]

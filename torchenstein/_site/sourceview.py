@@ -1,4 +1,4 @@
-"""The annotated source view: a lesson module as prose beside the code it explains.
+r"""The annotated source view: a lesson module as prose beside the code it explains.
 
 Full-line comment blocks become Markdown prose; the code after each block is shown highlighted, with
 its real line numbers, beside it. Each top-level function and class starts a section of its own, carries
@@ -6,7 +6,7 @@ an anchor for its line range (``#L12-L30``) and links back to its place on the l
 docstring, which is the lesson text itself, is folded away with a link to the lesson.
 
 Examples:
-    >>> spans = object_spans("def f():\\n    return 1\\n\\nclass C:\\n    def m(self):\\n        pass\\n")
+    >>> spans = object_spans("def f():\n    return 1\n\nclass C:\n    def m(self):\n        pass\n")
     >>> spans["f"], spans["C"], spans["C.m"]
     ((1, 2), (4, 6), (5, 6))
 """
@@ -59,7 +59,7 @@ def documented_members(source: str) -> list[str]:
     """
     body = ast.parse(source).body
     names = []
-    for node, following in zip(body, [*body[1:], None]):
+    for node, following in zip(body, [*body[1:], None], strict=True):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             name = node.name if ast.get_docstring(node) else None
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -175,7 +175,7 @@ def _code_block(numbers: list[int], highlighted: list[str], anchors: dict[int, l
 
 
 def annotated_source(module: str, source: str, *, lesson_title: str, display_path: str) -> str:
-    """The Markdown page of a lesson's annotated source.
+    r"""The Markdown page of a lesson's annotated source.
 
     Args:
         module: the dotted module path, used to link objects back to the lesson.
@@ -184,7 +184,7 @@ def annotated_source(module: str, source: str, *, lesson_title: str, display_pat
         display_path: the file path shown in the heading, ``torchenstein/tensors/creation.py``.
 
     Examples:
-        >>> page = annotated_source("pkg.m", '"Doc."\\n\\n# Why.\\ndef f():\\n    "F."\\n    return 1\\n',
+        >>> page = annotated_source("pkg.m", '"Doc."\n\n# Why.\ndef f():\n    "F."\n    return 1\n',
         ...                         lesson_title="M", display_path="pkg/m.py")
         >>> 'id="L4-L6"' in page and "[`f`][pkg.m.f]" in page and "Why." in page
         True

@@ -1,0 +1,600 @@
+r"""
+# Summoning Tensors: It's Alive!
+
+!!! torchenstein "The Professor speaks"
+    Welcome to my laboratory, apprentice! Mind the cables. Every network we will ever build, every
+    attention map and every diffusion sample, is made of one substance: the tensor. Today you learn
+    to summon tensors from nothing, to read the certificate each one is born with, and to build
+    PyTorch's own summoning spells from scratch, so that no factory function is a mystery to you again.
+
+**You will learn to**
+
+- create tensors from Python data with `torch.tensor`, and predict the dtype it picks;
+- fill tensors to order with `zeros`, `ones`, `full` and (carefully!) `empty`;
+- lay out ranges with `arange` and `linspace`, and know which endpoints they include;
+- write `arange`, `linspace` and `eye` yourself, and prove them equal to PyTorch's;
+- draw reproducible random tensors with a private `torch.Generator`;
+- share memory with NumPy on purpose, never by accident;
+- read a tensor's four birth attributes: shape, dtype, device and `requires_grad`.
+
+## From Python data: `torch.tensor`
+
+`torch.tensor` takes numbers, (nested) lists or a NumPy array, **copies** the data and guesses a dtype:
+Python ints become `int64`, Python floats become the default float dtype `float32` (not the `float64`
+NumPy would pick), bools become `bool`, and one float in a list of ints makes the whole tensor float.
+
+```pycon
+>>> import torch
+>>> torch.tensor([1, 2, 3]).dtype
+torch.int64
+>>> torch.tensor([1, 2.5]).dtype
+torch.float32
+>>> torch.tensor([[True], [False]]).dtype, torch.tensor(3.0).shape
+(torch.bool, torch.Size([]))
+
+```
+
+## The birth certificate
+
+Every tensor is born with four attributes you must always be able to read: its `shape`, its `dtype`
+(which numbers it can hold), its `device` (which memory it lives in) and `requires_grad` (whether
+autograd records what happens to it). [`birth_certificate`][torchenstein.tensors.creation.birth_certificate]
+prints all four in one line.
+
+```pycon
+>>> from torchenstein.tensors.creation import birth_certificate
+>>> print(birth_certificate(torch.tensor([[1, 2, 3], [4, 5, 6]])))
+shape=(2, 3) dtype=torch.int64 device=cpu requires_grad=False
+>>> print(birth_certificate(torch.zeros(4, dtype=torch.float64, requires_grad=True)))
+shape=(4,) dtype=torch.float64 device=cpu requires_grad=True
+
+```
+
+Only floating point (and complex) tensors may require gradients: a gradient is a small nudge, and
+integers cannot be nudged, so `torch.tensor([1, 2], requires_grad=True)` raises a `RuntimeError`.
+
+## Filled to order: `zeros`, `ones`, `full`, `empty`
+
+These take a shape (as separate numbers or one tuple) and fill it. `full` infers its dtype from the fill
+value, like `torch.tensor` does.
+
+```pycon
+>>> torch.zeros(3), torch.ones((2,), dtype=torch.int64)
+(tensor([0., 0., 0.]), tensor([1, 1]))
+>>> torch.full((2, 2), 7)
+tensor([[7, 7],
+        [7, 7]])
+>>> torch.empty(2, 3).shape
+torch.Size([2, 3])
+
+```
+
+`torch.empty` only *reserves* memory and writes nothing into it, so its elements are whatever bytes the
+last owner of that memory left behind: zeros on a good day, huge numbers or `nan` on a bad one. That is
+why we never print them here. Use it only when you will overwrite every element before reading any.
+
+The `_like` family (`zeros_like`, `ones_like`, `full_like`, `empty_like`, `rand_like`, `randn_like`)
+copies the shape, dtype and device of an existing tensor, but **not** its `requires_grad`:
+
+```pycon
+>>> w = torch.ones(2, 3, dtype=torch.float64, requires_grad=True)
+>>> print(birth_certificate(torch.zeros_like(w)))
+shape=(2, 3) dtype=torch.float64 device=cpu requires_grad=False
+
+```
+
+## Ranges: `arange` and `linspace`
+
+`torch.arange(start, end, step)` walks from `start` towards `end` in steps of `step` and stops *before*
+`end`: the half-open interval $[\text{start}, \text{end})$, exactly like Python's `range`. It makes
+$\lceil (\text{end} - \text{start}) / \text{step} \rceil$ elements. `torch.linspace(start, end, steps)`
+instead takes the *number* of points and includes **both** endpoints, spaced
+$(\text{end} - \text{start}) / (\text{steps} - 1)$ apart.
+
+```pycon
+>>> torch.arange(5), torch.arange(10, 0, -3)
+(tensor([0, 1, 2, 3, 4]), tensor([10,  7,  4,  1]))
+>>> torch.linspace(0, 1, 5)
+tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000])
+
+```
+
+## From scratch: `arange`, `linspace` and `eye`
+
+Time to build the spells ourselves. All three start from the same primitive, a column of ones summed
+cumulatively, which counts $0, 1, 2, \dots$; everything else is arithmetic on that count.
+[`arange`][torchenstein.tensors.creation.arange] computes $\text{start} + i \cdot \text{step}$,
+[`linspace`][torchenstein.tensors.creation.linspace] walks from both ends towards the middle (so both
+endpoints are hit exactly), and [`eye`][torchenstein.tensors.creation.eye] puts a one wherever a row
+index equals a column index. They take PyTorch's argument names and refuse the arguments PyTorch refuses,
+with a `ValueError` that says why (PyTorch raises a terser `RuntimeError`).
+
+```pycon
+>>> from torchenstein.tensors.creation import arange, eye, linspace
+>>> torch.equal(arange(10, 0, -3), torch.arange(10, 0, -3))
+True
+>>> torch.testing.assert_close(arange(-1, 2, 0.3), torch.arange(-1, 2, 0.3))
+>>> torch.testing.assert_close(linspace(-2, 5, 8), torch.linspace(-2, 5, 8))
+>>> torch.equal(eye(2, 3, dtype=torch.int64), torch.eye(2, 3, dtype=torch.int64))
+True
+>>> arange(0, 5, 0)
+Traceback (most recent call last):
+...
+ValueError: step must be nonzero, got step=0
+
+```
+
+Why `assert_close` and not `torch.equal` for floats? Our versions compute in `float64` and round once
+at the end; PyTorch's CPU kernels compute some elements in the output dtype, several at a time. The
+results agree to the last bit or two, not always to every bit. For integer `linspace`, both truncate a
+floating-point value toward zero, and where that value sits a hair from a whole number the two may land
+on neighbouring integers. The tests in `tests/test_creation.py` prove all of this on many random arguments.
+
+## Random tensors and a private generator
+
+`torch.rand` draws uniformly from $[0, 1)$, `torch.randn` from the standard normal $\mathcal{N}(0, 1)$,
+and `torch.randint(low, high, size)` integers from the half-open $[\text{low}, \text{high})$. Seeding the
+global generator with `torch.manual_seed` works, but it couples every random call in your program. A
+private `torch.Generator` gives one piece of code its own reproducible stream.
+
+```pycon
+>>> g = torch.Generator().manual_seed(42)
+>>> first = torch.randn(3, generator=g)
+>>> _ = g.manual_seed(42)
+>>> torch.equal(first, torch.randn(3, generator=g))
+True
+>>> dice = torch.randint(1, 7, (1000,), generator=g)
+>>> dice.dtype, bool(dice.min() >= 1), bool(dice.max() <= 6)
+(torch.int64, True, True)
+
+```
+
+![Histograms of rand (flat on 0 to 1), randn (a bell around 0) and randint (six equal bars)](plot_random_distributions.svg)
+
+## Leaving PyTorch: NumPy and plain Python
+
+`torch.from_numpy(a)` does not copy: the tensor and the array are two views of the same memory, so
+changing one changes the other. `tensor.numpy()` shares in the same way (for CPU tensors that do not
+require gradients). `torch.tensor(a)` copies. All of them keep NumPy's dtype, usually `float64`.
+`item()` turns a one-element tensor into a Python number, `tolist()` any tensor into nested lists.
+
+```pycon
+>>> import numpy as np
+>>> a = np.zeros(3)
+>>> shared, copied = torch.from_numpy(a), torch.tensor(a)
+>>> a[0] = 5
+>>> shared, copied
+(tensor([5., 0., 0.], dtype=torch.float64), tensor([0., 0., 0.], dtype=torch.float64))
+>>> shared.numpy()[1] = 6
+>>> a
+array([5., 6., 0.])
+>>> torch.tensor([[2.5]]).item(), torch.arange(4).reshape(2, 2).tolist()
+(2.5, [[0, 1], [2, 3]])
+
+```
+
+## Dr. Hammer's traps
+
+Dr. Rudolf Hammer never reads a birth certificate. Here is what that costs him.
+
+**The arange that overshoots.** With a float step, the number of elements is computed in floating point.
+`1.3 - 1` is a hair above `0.3`, so the ceiling rounds up one step too far and the "excluded" end appears.
+Fix: when you know how many points you want, say so with `linspace`; or step over integers and scale.
+
+```pycon
+>>> (1.3 - 1) / 0.1
+3.0000000000000004
+>>> torch.arange(1, 1.3, 0.1)
+tensor([1.0000, 1.1000, 1.2000, 1.3000])
+>>> torch.linspace(1, 1.2, 3)
+tensor([1.0000, 1.1000, 1.2000])
+>>> torch.arange(10, 13) / 10
+tensor([1.0000, 1.1000, 1.2000])
+
+```
+
+**The integer that would not average.** Python ints give an `int64` tensor, which refuses to average and
+silently truncates any fraction you store in it:
+
+```pycon
+>>> scores = torch.tensor([1, 2, 4])
+>>> scores.mean()
+Traceback (most recent call last):
+...
+RuntimeError: mean(): could not infer output dtype...
+>>> scores[0] = 0.7
+>>> scores
+tensor([0, 2, 4])
+>>> torch.tensor([1, 2, 4], dtype=torch.float32).mean()
+tensor(2.3333)
+
+```
+
+**NumPy's float64 meets PyTorch's float32.** Arrays arrive as `float64`, weights are `float32`:
+
+```pycon
+>>> weights = torch.ones(1, 2)
+>>> weights @ torch.from_numpy(np.ones((2, 1)))
+Traceback (most recent call last):
+...
+RuntimeError: ...
+>>> weights @ torch.from_numpy(np.ones((2, 1))).float()
+tensor([[2.]])
+
+```
+
+**A list of tensors is not a tensor.** `torch.tensor` wants numbers, not tensors with several elements:
+
+```pycon
+>>> rows = [torch.zeros(2), torch.ones(2)]
+>>> torch.tensor(rows)
+Traceback (most recent call last):
+...
+ValueError: only one element tensors can be converted to Python scalars
+>>> torch.stack(rows)
+tensor([[0., 0.],
+        [1., 1.]])
+
+```
+
+**The shared-memory surprise.** Hammer normalises his NumPy data in place *after* making a "copy" with
+`from_numpy`; his tensor changes under his feet. If you need a snapshot, copy:
+
+```pycon
+>>> data = np.array([2.0, 4.0])
+>>> snapshot, alias = torch.tensor(data), torch.from_numpy(data)
+>>> data /= 2
+>>> snapshot, alias
+(tensor([2., 4.], dtype=torch.float64), tensor([1., 2.], dtype=torch.float64))
+
+```
+
+**Reading `empty`.** Summing a fresh `torch.empty` sums garbage: a different answer on another run or
+machine, perhaps `nan` (so no doctest can show it). If you need zeros, ask for `torch.zeros`; if you use
+`empty`, write every element first, for instance with `torch.empty(3).fill_(2.0)`.
+
+**`item` on many.** `item()` works only for a tensor with exactly one element:
+
+```pycon
+>>> torch.tensor([1.0, 2.0]).item()
+Traceback (most recent call last):
+...
+RuntimeError: a Tensor with 2 elements cannot be converted to Scalar
+>>> torch.tensor([1.0, 2.0]).tolist()
+[1.0, 2.0]
+
+```
+
+## Challenges
+
+1. **A checkerboard.** Write `checkerboard_tensor(n_rows, n_cols)` returning an `int64` tensor of shape
+   `(n_rows, n_cols)` whose entry $(i, j)$ is $(i + j) \bmod 2$ (so the top-left square is 0). Raise
+   `ValueError` for a negative size. Check it with `check_checkerboard_tensor(my_function)`.
+2. **The mirror identity.** Write `anti_identity(n, *, dtype=None)`: an $n \times n$ tensor with ones on
+   the anti-diagonal ($i + j = n - 1$) and zeros elsewhere, in `dtype` (the default float dtype when
+   `None`). Raise `ValueError` for a negative `n`. Check it with `check_anti_identity(my_function)`.
+
+Or put both in a file and run `python -m torchenstein.challenges my_attempts.py`. The Professor's answers
+pass, of course:
+
+```pycon
+>>> from torchenstein.tensors.creation import anti_identity, check_anti_identity, check_checkerboard_tensor, checkerboard_tensor
+>>> check_checkerboard_tensor(checkerboard_tensor)
+>>> check_anti_identity(anti_identity)
+
+```
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from torchenstein.lab import PALETTE, new_figure
+
+if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
+    from matplotlib.figure import Figure
+
+
+def birth_certificate(tensor: torch.Tensor) -> str:
+    """Describe the four attributes a tensor is born with: shape, dtype, device and requires_grad.
+
+    Args:
+        tensor: any tensor.
+
+    Returns:
+        One line such as ``shape=(2, 3) dtype=torch.float32 device=cpu requires_grad=False``.
+
+    Raises:
+        TypeError: if ``tensor`` is not a ``torch.Tensor``.
+
+    Examples:
+        >>> print(birth_certificate(torch.ones(2, 3)))
+        shape=(2, 3) dtype=torch.float32 device=cpu requires_grad=False
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
+    shape, device = tuple(tensor.shape), tensor.device
+    return f"shape={shape} dtype={tensor.dtype} device={device} requires_grad={tensor.requires_grad}"
+
+
+# A bool is an int to Python, but `start=True` is almost certainly a mistake, so the checks refuse it.
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be an int or a float, got {type(value).__name__} {value!r}")
+
+
+def _check_size(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {name}={value}")
+
+
+def _check_dtype(dtype: object, allow_bool: bool = False) -> None:
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+    if dtype.is_complex or (dtype == torch.bool and not allow_bool):
+        raise TypeError(f"dtype must be a real floating point or integer dtype, got {dtype}")
+
+
+def _index(n: int) -> torch.Tensor:
+    # The one primitive everything here is built on: summing a row of ones cumulatively counts
+    # 1, 2, ..., n, and subtracting one gives the indices 0, 1, ..., n - 1. Shape (n,), int64, on the CPU.
+    return torch.ones(n, dtype=torch.int64).cumsum(0) - 1
+
+
+def arange(
+    start: float, end: float | None = None, step: float = 1, *, dtype: torch.dtype | None = None, device=None
+) -> torch.Tensor:
+    r"""Numbers from ``start`` up to but excluding ``end``, ``step`` apart: ``torch.arange`` from scratch.
+
+    Args:
+        start: the first value; when ``end`` is ``None`` it is the end and the start is 0.
+        end: the bound that is never reached.
+        step: the gap between neighbours; negative to count down, never zero.
+        dtype: the result's dtype; ``None`` gives ``int64`` for all-int arguments and the default float
+            dtype otherwise. With an integer dtype the arguments are truncated toward zero first.
+        device: where the result lives.
+
+    Returns:
+        A 1-D tensor of $\lceil (\text{end} - \text{start}) / \text{step} \rceil$ elements.
+
+    Raises:
+        TypeError: if an argument is not a number or ``dtype`` is not a real dtype.
+        ValueError: if ``step`` is zero, ``start`` or ``end`` is not finite, or ``step`` points away from ``end``.
+
+    Examples:
+        >>> torch.equal(arange(2, -7, -2), torch.arange(2, -7, -2))
+        True
+    """
+    # `arange(5)` means `arange(0, 5)`: a single number is the end, not the start.
+    if end is None:
+        start, end = 0, start
+    for name, value in (("start", start), ("end", end), ("step", step)):
+        _check_number(name, value)
+    if dtype is None:
+        dtype = torch.get_default_dtype() if any(isinstance(v, float) for v in (start, end, step)) else torch.int64
+    _check_dtype(dtype)
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ValueError(f"start and end must be finite, got start={start}, end={end}")
+    # For an integer dtype PyTorch first turns the arguments into integers by truncating toward zero,
+    # so `arange(0, 5.9, dtype=torch.int64)` stops at 4 and a step of 0.5 becomes 0. We do the same.
+    if dtype.is_floating_point:
+        start, end, step = float(start), float(end), float(step)
+    elif not math.isfinite(step):
+        raise ValueError(f"step must be finite for an integer dtype, got step={step}")
+    else:
+        start, end, step = int(start), int(end), int(step)
+    # Written as "not (> 0 or < 0)" so that a `nan` step is refused too.
+    if not (step > 0 or step < 0):
+        raise ValueError(f"step must be nonzero, got step={step}")
+    if not ((step > 0 and end >= start) or (step < 0 and end <= start)):
+        raise ValueError(f"step={step} points away from end: cannot walk from start={start} to end={end}")
+    # The length is ceil((end - start) / step), in double precision for floats as in PyTorch (which is why a float
+    # step can overshoot: see Dr. Hammer's traps) and as the exact integer ceiling -((start - end) // step) otherwise.
+    size = math.ceil((end - start) / step) if dtype.is_floating_point else -((start - end) // step)
+    i = _index(size)  # (size,)
+    # Each element is start + i * step, computed on the CPU in float64 (or exact int64), then rounded once to
+    # `dtype` and moved to `device` in a single step.
+    values = start + step * i.to(torch.float64) if dtype.is_floating_point else start + step * i
+    return values.to(dtype=dtype, device=device)
+
+
+def linspace(start: float, end: float, steps: int, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+    r"""``steps`` evenly spaced numbers from ``start`` to ``end``, both included: ``torch.linspace`` from scratch.
+
+    Args:
+        start: the first value.
+        end: the last value (ignored when ``steps`` is 1, as in PyTorch).
+        steps: how many values, 0 or more.
+        dtype: the result's dtype; ``None`` gives the default float dtype, even for int arguments. With
+            an integer dtype, ``start``, ``end`` and every value are truncated toward zero.
+        device: where the result lives.
+
+    Returns:
+        A 1-D tensor of ``steps`` values, spaced $(\text{end} - \text{start}) / (\text{steps} - 1)$ apart.
+
+    Raises:
+        TypeError: if ``start`` or ``end`` is not a number, ``steps`` not an int or ``dtype`` not a real dtype.
+        ValueError: if ``steps`` is negative.
+
+    Examples:
+        >>> linspace(0, 10, 6)
+        tensor([ 0.,  2.,  4.,  6.,  8., 10.])
+        >>> linspace(0, 10, 4, dtype=torch.int64)
+        tensor([ 0,  3,  6, 10])
+    """
+    _check_number("start", start)
+    _check_number("end", end)
+    _check_size("steps", steps)
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    _check_dtype(dtype)
+    # With an integer dtype PyTorch truncates start and end toward zero before anything else.
+    start, end = (start, end) if dtype.is_floating_point else (int(start), int(end))
+    start, end = float(start), float(end)
+    # A single point has no spacing; PyTorch puts it at `start`.
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    i = _index(steps).to(torch.float64)  # (steps,)
+    # The first half walks forward from `start`, the second half backward from `end`. Each endpoint is
+    # then hit exactly (i * step is zero there) and the rounding error is symmetric, as in PyTorch's kernel.
+    forward = start + step * i
+    backward = end - step * (steps - 1 - i)
+    values = torch.where(i < max(steps // 2, 1), forward, backward)
+    return values.to(dtype=dtype, device=device)
+
+
+def eye(n: int, m: int | None = None, *, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+    """The ``n`` by ``m`` identity-like matrix, ones where row equals column: ``torch.eye`` from scratch.
+
+    Args:
+        n: the number of rows.
+        m: the number of columns; ``None`` means ``n``.
+        dtype: the result's dtype; ``None`` gives the default float dtype. ``torch.bool`` works too.
+        device: where the result lives.
+
+    Returns:
+        A tensor of shape ``(n, m)``.
+
+    Raises:
+        TypeError: if ``n`` or ``m`` is not an int or ``dtype`` is not a ``torch.dtype``.
+        ValueError: if ``n`` or ``m`` is negative.
+
+    Examples:
+        >>> eye(2, 3)
+        tensor([[1., 0., 0.],
+                [0., 1., 0.]])
+    """
+    m = n if m is None else m
+    _check_size("n", n)
+    _check_size("m", m)
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    _check_dtype(dtype, allow_bool=True)
+    rows = _index(n).unsqueeze(1)  # (n, 1)
+    cols = _index(m).unsqueeze(0)  # (1, m)
+    # Comparing them stretches both to (n, m) (broadcasting, a later lesson) and is True on the diagonal.
+    return (rows == cols).to(dtype=dtype, device=device)  # (n, m)
+
+
+def plot_random_distributions(*, n_samples: int = 4000, seed: int = 0) -> Figure:
+    """Histograms of seeded samples from ``torch.rand``, ``torch.randn`` and ``torch.randint(1, 7)``.
+
+    Args:
+        n_samples: how many samples each histogram shows.
+        seed: the seed of the private generator that draws them.
+
+    Returns:
+        A matplotlib figure with three axes.
+
+    Raises:
+        ValueError: if ``n_samples`` is below 1.
+
+    Examples:
+        >>> fig = plot_random_distributions(n_samples=50)
+        >>> len(fig.axes)
+        3
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    # A private generator: the figure is the same every time and the global random stream is untouched.
+    g = torch.Generator().manual_seed(seed)
+    uniform = torch.rand(n_samples, generator=g)
+    normal = torch.randn(n_samples, generator=g)
+    dice = torch.randint(1, 7, (n_samples,), generator=g)
+    fig, axes = new_figure(1, 3, width=9.0, height=3.0)
+    # The die's bins are centred on the integers 1..6, so each face gets its own bar.
+    panels = [
+        (uniform, 20, "torch.rand: uniform on [0, 1)"),
+        (normal, 30, "torch.randn: normal N(0, 1)"),
+        (dice, [k + 0.5 for k in range(7)], "torch.randint(1, 7): a fair die"),
+    ]
+    for ax, (samples, bins, title), colour in zip(axes, panels, PALETTE[:3], strict=True):
+        ax.hist(samples.numpy(), bins=bins, color=colour, rwidth=0.85)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylabel("count")
+    axes[2].set_xticks(range(1, 7))
+    return fig
+
+
+def _expect_board(label: str, got: object, shape: tuple[int, int], dtype: torch.dtype, want: list) -> None:
+    assert isinstance(got, torch.Tensor), f"{label}: expected a tensor, got {type(got).__name__}"
+    assert got.shape == shape, f"{label}: expected shape {shape}, got {tuple(got.shape)}"
+    assert got.dtype == dtype, f"{label}: expected dtype {dtype}, got {got.dtype}"
+    assert got.tolist() == want, f"{label}: expected {want}, got {got.tolist()}"
+
+
+def _expect_value_error(candidate, *args) -> None:
+    try:
+        candidate(*args)
+    except ValueError:
+        return
+    raise AssertionError(f"{getattr(candidate, '__name__', 'candidate')}{args} should raise ValueError")
+
+
+def checkerboard_tensor(n_rows: int, n_cols: int) -> torch.Tensor:
+    """Challenge solution: an ``int64`` board whose entry ``(i, j)`` is ``(i + j) % 2``.
+
+    Args:
+        n_rows: rows, 0 or more.
+        n_cols: columns, 0 or more.
+
+    Returns:
+        An ``int64`` tensor of shape ``(n_rows, n_cols)``, 0 in the top-left corner.
+
+    Raises:
+        ValueError: if a size is negative.
+
+    Examples:
+        >>> checkerboard_tensor(2, 3)
+        tensor([[0, 1, 0],
+                [1, 0, 1]])
+    """
+    _check_size("n_rows", n_rows)
+    _check_size("n_cols", n_cols)
+    # (n_rows, 1) + (1, n_cols) -> (n_rows, n_cols), then parity.
+    return (torch.arange(n_rows).unsqueeze(1) + torch.arange(n_cols).unsqueeze(0)) % 2
+
+
+def check_checkerboard_tensor(candidate) -> None:
+    """Check an attempt at ``checkerboard_tensor``; raise ``AssertionError`` saying what is wrong."""
+    for n_rows, n_cols in [(0, 0), (0, 3), (1, 1), (1, 4), (3, 2), (5, 5)]:
+        want = [[(i + j) % 2 for j in range(n_cols)] for i in range(n_rows)]
+        label = f"checkerboard_tensor({n_rows}, {n_cols})"
+        _expect_board(label, candidate(n_rows, n_cols), (n_rows, n_cols), torch.int64, want)
+    _expect_value_error(candidate, -1, 2)
+
+
+def anti_identity(n: int, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Challenge solution: an ``n`` by ``n`` tensor with ones on the anti-diagonal, ``i + j == n - 1``.
+
+    Args:
+        n: the size, 0 or more.
+        dtype: the result's dtype; ``None`` gives the default float dtype.
+
+    Returns:
+        A tensor of shape ``(n, n)``.
+
+    Raises:
+        ValueError: if ``n`` is negative.
+
+    Examples:
+        >>> anti_identity(2)
+        tensor([[0., 1.],
+                [1., 0.]])
+    """
+    _check_size("n", n)
+    # The identity with its columns read right to left.
+    return torch.eye(n, dtype=dtype).flip(1)
+
+
+def check_anti_identity(candidate) -> None:
+    """Check an attempt at ``anti_identity``; raise ``AssertionError`` saying what is wrong."""
+    for n in [0, 1, 2, 5]:
+        for dtype in [None, torch.int64, torch.float64]:
+            got = candidate(n) if dtype is None else candidate(n, dtype=dtype)
+            want = [[1 if i + j == n - 1 else 0 for j in range(n)] for i in range(n)]
+            want_dtype = torch.get_default_dtype() if dtype is None else dtype
+            _expect_board(f"anti_identity({n}, dtype={dtype})", got, (n, n), want_dtype, want)
+    _expect_value_error(candidate, -1)
