@@ -164,8 +164,8 @@ True
 ```
 
 One detail: a 0-D tensor has no strides at all, so PyTorch gives *every* dimension of its stretched view
-stride 0, even a dimension of size 1 (where the stride is never used). We copy that quirk, so the strides
-agree everywhere.
+stride 0, even a dimension of size 1 (where the stride is never used). The from-scratch `expand` of
+[Tensor metamorphosis](../metamorphosis/index.md) copies that quirk, so the strides agree everywhere.
 
 ## In-place operations stretch only the right-hand side
 
@@ -438,15 +438,8 @@ def broadcast_tensors(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"tensor {i} must be a torch.Tensor, got {type(t).__name__}")
     shape = broadcast_shapes(*(t.shape for t in tensors))
-    stretched = []
-    for t in tensors:
-        if t.ndim == 0:
-            # A 0-D tensor has no strides to keep: PyTorch reads its one element with stride 0 everywhere.
-            stretched.append(torch.as_strided(t, shape, (0,) * len(shape), t.storage_offset()))
-        else:
-            # New leading dimensions and size-1 dimensions that grow get stride 0; the rest keep theirs.
-            stretched.append(expand(t, shape))
-    return tuple(stretched)
+    # New leading dimensions and size-1 dimensions that grow get stride 0; the rest keep theirs.
+    return tuple(expand(t, shape) for t in tensors)
 
 
 def pairwise_squared_distances(x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:

@@ -715,8 +715,9 @@ def expand(input: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
             n, s = input.size(old), input.stride(old)
             target = n if target == -1 else target
         else:
-            # A new leading dimension acts like an old one of size 1 just outside the next one.
-            n, s = 1, out_size[k + 1] * out_stride[k + 1] if k + 1 < len(sizes) else 1
+            # A new leading dimension acts like an old one of size 1 just outside the next one. A 0-D
+            # input has no next one at its innermost new dimension, and PyTorch gives that one stride 0.
+            n, s = 1, out_size[k + 1] * out_stride[k + 1] if k + 1 < len(sizes) else 0
         if target < 0:
             raise ValueError(f"sizes must hold non-negative ints (-1 only for existing dimensions), got {list(sizes)}")
         if target != n:
