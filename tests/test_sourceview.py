@@ -94,3 +94,8 @@ def test_the_page_anchors_every_line_and_links_objects_back():
     assert "It has *two* lines of prose." in page
     # the string that looks like a comment is code, highlighted as a string
     assert "# not a comment" in page
+
+
+def test_code_in_a_comment_is_not_read_as_a_link():
+    _, sections = split_sections("# out[i][j] is in[i][index[i][j]].\nx = 1\n")
+    assert sections[0].prose == [r"out\[i\]\[j\] is in\[i\]\[index\[i\]\[j\]\]."]

@@ -92,6 +92,27 @@ def _comment_lines(source: str) -> dict[int, str]:
     return found
 
 
+# A link Markdown should keep: a reference to the package's own objects, or an inline link.
+_LINK_OR_BRACKET = re.compile(r"\[[^\[\]]*\]\[torchenstein\.[\w.]+\]|\[[^\[\]]*\]\([^()\s]*\)|[\[\]]")
+
+
+def _comment_prose(text: str) -> str:
+    r"""A comment line as Markdown, with code-like ``x[i][j]`` kept as text rather than read as a link.
+
+    Comments may say ``scores[i][j]`` without backticks; Markdown would take that for a reference link
+    and the strict build would fail. Outside code spans every bracket is escaped, except those of a
+    reference to the package's own objects or of an inline link.
+
+    Examples:
+        >>> print(_comment_prose("out[i][j] sums, see [it][torchenstein.lab.pick_device]; `a[0][1]` stays"))
+        out\[i\]\[j\] sums, see [it][torchenstein.lab.pick_device]; `a[0][1]` stays
+    """
+    pieces = re.split(r"(`[^`]*`)", text)
+    for i in range(0, len(pieces), 2):  # the even pieces lie outside code spans
+        pieces[i] = _LINK_OR_BRACKET.sub(lambda m: m[0] if len(m[0]) > 1 else "\\" + m[0], pieces[i])
+    return "".join(pieces)
+
+
 def _highlighted_lines(source: str) -> list[str]:
     """The module highlighted as a whole (so strings spanning lines lex right), split into lines."""
     lexer = PythonLexer(stripnl=False, ensurenl=True)
@@ -148,7 +169,7 @@ def split_sections(source: str) -> tuple[int, list[Section]]:
             if not previous_was_comment and (current.has_code() or current.prose):
                 current = Section()
                 sections.append(current)
-            current.prose.append(comments[number])
+            current.prose.append(_comment_prose(comments[number]))
             previous_was_comment = True
             continue
         previous_was_comment = False
