@@ -129,6 +129,41 @@ COURSE: tuple[Part, ...] = (
                 "Dtypes and devices",
                 "What float32, float16 and bfloat16 can hold, how types promote, and where tensors live.",
             ),
+            Lesson(
+                "torchenstein.tensors.elementwise",
+                "Elemental tensor alchemy",
+                "Element-wise maths, reductions, in-place operations and a softmax that never overflows.",
+            ),
+            Lesson(
+                "torchenstein.tensors.matmul",
+                "Matrix multiplication",
+                "mm, bmm, matmul and @: their rules, their cost, and a matmul written from scratch.",
+            ),
+            Lesson(
+                "torchenstein.tensors.broadcasting",
+                "Broadcasting",
+                "How shapes stretch to meet each other, and the silent (n,) against (n, 1) bug.",
+            ),
+            Lesson(
+                "torchenstein.tensors.einsum",
+                "Einstein summation",
+                "One notation for dot, outer, matmul, trace and transpose, and an einsum of our own.",
+            ),
+            Lesson(
+                "torchenstein.tensors.einsum_advanced",
+                "Advanced einsum",
+                "Many operands, attention written as einsum, contraction order and rearranging axes.",
+            ),
+            Lesson(
+                "torchenstein.tensors.autograd",
+                "Autograd: ghosts in the machine",
+                "The graph behind every gradient, and a reverse-mode engine built from scratch.",
+            ),
+            Lesson(
+                "torchenstein.tensors.accumulation",
+                "Gradient accumulation",
+                "Many small batches that add up to one big one, exactly, and the traps on the way.",
+            ),
         ),
     ),
     Part(
@@ -150,6 +185,78 @@ COURSE: tuple[Part, ...] = (
             "RMSNorm",
             "train and eval modes",
             "loss functions",
+        ),
+        (
+            Lesson(
+                "torchenstein.nn.modules",
+                "Building brains with nn.Module",
+                "Parameters, buffers and submodules, and the registration trick behind them, rebuilt by hand.",
+            ),
+            Lesson(
+                "torchenstein.nn.containers",
+                "Franken-stacking",
+                "Sequential, ModuleList and ModuleDict, and the plain Python list that forgets its parameters.",
+            ),
+            Lesson(
+                "torchenstein.nn.checkpoints",
+                "Preserving your monster's memories",
+                "state_dict, safe loading with weights_only, and checkpoints that resume to the same bits.",
+            ),
+            Lesson(
+                "torchenstein.nn.linear",
+                "Linear layers",
+                "The humblest layer from scratch, initialised as PyTorch does, and the Q/K/V projections.",
+            ),
+            Lesson(
+                "torchenstein.nn.activations",
+                "Activation elixirs",
+                "ReLU, GELU, SiLU, SwiGLU and friends, their curves and their derivatives.",
+            ),
+            Lesson(
+                "torchenstein.nn.dropout",
+                "Dropout",
+                "Inverted dropout from scratch, its statistics, and why it sleeps in eval mode.",
+            ),
+            Lesson(
+                "torchenstein.nn.embeddings",
+                "Embeddings",
+                "A lookup table that is secretly a one-hot matmul, padding_idx, and tied output weights.",
+            ),
+            Lesson(
+                "torchenstein.nn.positional",
+                "Positional encoding",
+                "Telling a Transformer where each token sits: sinusoids and learned positions.",
+            ),
+            Lesson(
+                "torchenstein.nn.normalization",
+                "Normalisation",
+                "BatchNorm and LayerNorm from scratch, running statistics and all.",
+            ),
+            Lesson(
+                "torchenstein.nn.rmsnorm",
+                "RMSNorm",
+                "LayerNorm without the mean, and why modern language models prefer it.",
+            ),
+            Lesson(
+                "torchenstein.nn.modes",
+                "Train vs eval",
+                "Which modules behave differently in training, and why eval() is not no_grad().",
+            ),
+            Lesson(
+                "torchenstein.nn.losses",
+                "Loss potions",
+                "MSE, L1, Huber, binary and multi-class cross-entropy, from scratch and stable.",
+            ),
+            Lesson(
+                "torchenstein.nn.targets",
+                "Inputs and targets",
+                "Logits or probabilities, class indices or distributions: the shapes and dtypes losses expect.",
+            ),
+            Lesson(
+                "torchenstein.nn.reduction",
+                "Reduction rituals and ignore_index",
+                "mean, sum and none, and how ignore_index quietly changes the mean's denominator.",
+            ),
         ),
     ),
     Part(

@@ -1,0 +1,1 @@
+"""Part 2 of the course: torch.nn, building brains."""
