@@ -547,9 +547,10 @@ class TinyParameter(torch.Tensor):
     """A tensor that a [`TinyModule`][torchenstein.nn.modules.TinyModule] files as a parameter, made as
     `nn.Parameter` is made.
 
-    Args:
-        data: the tensor to wrap; it shares its storage and becomes a leaf. An empty tensor by default.
-        requires_grad: whether autograd records operations on it.
+    It is called as ``TinyParameter(data=None, requires_grad=True)``, like ``nn.Parameter``: ``data`` is
+    the tensor to wrap (it shares its storage and becomes a leaf; an empty tensor by default) and
+    ``requires_grad`` says whether autograd records operations on it. Both arrive in ``__new__``, since
+    a tensor is built before any ``__init__`` could run.
 
     Raises:
         TypeError: if ``data`` is not a tensor.
