@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.backends.opt_einsum  # not imported with torch before 2.5
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
