@@ -75,7 +75,13 @@ def test_regression_losses_match_pytorch_values_and_gradients(name, ours, theirs
     for seed, shape in enumerate([(), (7,), (3, 4, 5), (0, 3)]):
         x, y = randn(shape, dtype, seed), randn(shape, dtype, seed + 100)
         for reduction in REDUCTIONS:
-            got, expected = ours(x, y, reduction=reduction), theirs(x, y, reduction=reduction)
+            try:
+                expected = theirs(x, y, reduction=reduction)
+            except RuntimeError as err:  # torch 2.4 has no bfloat16 mse on the CPU
+                if "not implemented for 'BFloat16'" not in str(err):
+                    raise
+                pytest.skip(f"this PyTorch has no bfloat16 {name} on the CPU")
+            got = ours(x, y, reduction=reduction)
             assert got.dtype == dtype and got.shape == expected.shape
             # The mean of an empty batch is NaN in both.
             torch.testing.assert_close(got, expected, equal_nan=True, **TOLERANCES[dtype])
