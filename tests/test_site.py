@@ -146,6 +146,17 @@ def test_the_tabs_name_exactly_the_parts_with_lessons(site):
         assert (part_label(part) in html) == bool(part.lessons)
 
 
+@pytest.mark.parametrize("part", [part for part in COURSE if part.lessons], ids=lambda part: part.slug)
+def test_the_sidebar_lists_every_lesson_of_a_part_by_title(site, part):
+    """No lesson hides behind its part's heading: each is a link with its own title on its siblings' pages."""
+    here = part.lessons[-1]
+    html = (site / here.url / "index.html").read_text(encoding="utf-8")
+    for lesson in part.lessons:
+        href = "./" if lesson is here else f"../{lesson.name}/"
+        link = rf'<a href="{re.escape(href)}" class="md-nav__link[^"]*">\s*<span class="md-ellipsis">\s*{re.escape(lesson.title)}\s*<'
+        assert re.search(link, html), f"{lesson.title} is missing from the sidebar of {here.url}"
+
+
 def test_the_course_map_names_every_part_and_links_every_lesson(site):
     page = page_of(site, "course-map/")
     html = (site / "course-map" / "index.html").read_text(encoding="utf-8")
