@@ -7,8 +7,8 @@ import importlib
 import pytest
 from matplotlib.figure import Figure
 
-from torchenstein.course import lessons
-from torchenstein.figures import main, plotting_functions, render_svg
+from torchenstein.course import find_lesson, lessons, module_path
+from torchenstein.figures import cached_lesson_figures, main, plotting_functions, render_svg
 
 PLOTS = [
     (lesson.module, name, plot)
@@ -45,3 +45,12 @@ def test_one_command_writes_a_lessons_figures(tmp_path, capsys):
 def test_an_unknown_lesson_is_named(capsys):
     assert main(["torchenstein.nowhere"]) == 2
     assert "torchenstein.nowhere" in capsys.readouterr().err
+
+
+def test_figures_are_drawn_again_only_when_the_source_changes():
+    lesson = find_lesson(PLOTS[0][0])
+    source = module_path(lesson.module).read_text(encoding="utf-8")
+    first = cached_lesson_figures(lesson, source)
+    assert cached_lesson_figures(lesson, source) is first
+    edited = cached_lesson_figures(lesson, source + "\n# an edit\n")
+    assert edited is not first and edited == first

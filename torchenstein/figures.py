@@ -70,6 +70,29 @@ def lesson_figures(lesson: Lesson, *, reload: bool = False) -> Iterator[tuple[st
         yield f"{name}.svg", render_svg(plot)
 
 
+# Drawing every figure takes most of a site build. While `mkdocs serve` rebuilds on each edit, a lesson's
+# figures are drawn again only when its source has changed. (MkDocs reloads its hooks on every rebuild,
+# so the cache lives here, in a module that stays imported.)
+_CACHE: dict[str, tuple[str, list[tuple[str, bytes]]]] = {}
+
+
+def cached_lesson_figures(lesson: Lesson, source: str) -> list[tuple[str, bytes]]:
+    """The figures of a lesson, drawn again only when ``source``, the lesson's source text, has changed.
+
+    Examples:
+        >>> from torchenstein.course import find_lesson, module_path
+        >>> lesson = find_lesson("torchenstein.tensors.metamorphosis")
+        >>> source = module_path(lesson.module).read_text()
+        >>> cached_lesson_figures(lesson, source) is cached_lesson_figures(lesson, source)
+        True
+    """
+    cached = _CACHE.get(lesson.module)
+    if cached is None or cached[0] != source:
+        cached = (source, list(lesson_figures(lesson, reload=cached is not None)))
+        _CACHE[lesson.module] = cached
+    return cached[1]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Write the figures of the given lessons (all of them by default) under ``--out``."""
     parser = argparse.ArgumentParser(prog="python -m torchenstein.figures", description=__doc__.splitlines()[0])
