@@ -333,7 +333,7 @@ largest gap 0.00047 at x = -2.70
 >>> logits = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])  # (batch 2, classes 3)
 >>> Softmax(dim=0)(logits).sum(dim=1).round(decimals=4)        # Hammer: rows should sum to one
 tensor([1.4502, 1.5498])
->>> Softmax(dim=-1)(logits).sum(dim=1)
+>>> Softmax(dim=-1)(logits).sum(dim=1).round(decimals=4)
 tensor([1., 1.])
 >>> Softmax(dim=None)
 Traceback (most recent call last):

@@ -329,7 +329,7 @@ True
 ...     for _ in range(10):
 ...         _ = bn(val_batch)                              # Hammer: training mode
 >>> bn.running_mean.round(decimals=2), bn.num_batches_tracked
-(tensor([6.51, 6.51]), tensor(10))
+(tensor([6.5100, 6.5100]), tensor(10))
 >>> bn = nn.BatchNorm1d(2)
 >>> with evaluating(bn), torch.no_grad():                 # the fix: statistics untouched
 ...     for _ in range(10):

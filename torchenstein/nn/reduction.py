@@ -250,7 +250,7 @@ sequence more say than each token of a long one:
 >>> mask = torch.tensor([[True, False, False, False], [True, True, True, True]])
 >>> per_token = token_losses[mask].mean()
 >>> per_sequence = mean_without_padding(token_losses, mask, dim=1).mean()
->>> per_token.item(), per_sequence.item()
+>>> round(per_token.item(), 4), round(per_sequence.item(), 4)
 (1.6, 2.5)
 
 ```
