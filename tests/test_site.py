@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
+from mkdocs.exceptions import Abort
 
 from torchenstein._site.pages import part_label
 from torchenstein._site.sourceview import documented_members, object_spans
@@ -189,6 +190,23 @@ def test_math_is_bundled_and_marked_for_typesetting(site):
     fonts = re.findall(r"url\((fonts/[^)]+)\)", (katex / "katex.min.css").read_text(encoding="utf-8"))
     assert fonts and all((katex / font).is_file() for font in fonts)
     assert 'class="arithmatex"' in (site / LESSONS[-1].url / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_reference_to_nothing_fails_the_strict_build(tmp_path, caplog):
+    """The site's own configuration, on one page that names an object the package does not have."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "index.md").write_text("# Page\n\nSee [`attention`][torchenstein.transformers.nowhere].\n")
+    config_text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    for tied_to_the_repository in ("hooks:\n  - torchenstein/_site/hooks.py\n", "watch:\n  - torchenstein\n"):
+        assert tied_to_the_repository in config_text
+        config_text = config_text.replace(tied_to_the_repository, "")
+    (tmp_path / "mkdocs.yml").write_text(config_text)
+    config = load_config(str(tmp_path / "mkdocs.yml"), strict=True, site_dir=str(tmp_path / "site"))
+    with pytest.raises(Abort, match="strict mode"):
+        build(config)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings and all("torchenstein.transformers.nowhere" in w for w in warnings), warnings
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
