@@ -3,6 +3,7 @@ and the site loads nothing from another host."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -118,6 +119,13 @@ def test_every_figure_a_page_shows_exists(site, lesson):
     page = page_of(site, lesson.url)
     for src in page.images:
         assert (site / lesson.url / src).resolve().is_file(), f"{lesson.url} shows {src}, which was not drawn"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
+def test_each_lesson_page_offers_its_notebook(site, lesson):
+    assert f"{lesson.name}.ipynb" in page_of(site, lesson.url).links
+    notebook = json.loads((site / lesson.url / f"{lesson.name}.ipynb").read_text(encoding="utf-8"))
+    assert notebook["nbformat"] == 4 and any(cell["cell_type"] == "code" for cell in notebook["cells"])
 
 
 def test_next_links_walk_the_course_in_order(site):

@@ -63,6 +63,11 @@ class Lesson:
         return f"{self.part_slug}/{self.name}/index.md"
 
     @property
+    def notebook(self) -> str:
+        """The path of the lesson's Jupyter notebook among the documentation files."""
+        return f"{self.part_slug}/{self.name}/{self.name}.ipynb"
+
+    @property
     def source_page(self) -> str:
         """The path of the lesson's annotated source view among the documentation files."""
         return f"{self.part_slug}/{self.name}/source.md"

@@ -1,18 +1,20 @@
 """MkDocs hooks that turn the course order into the site.
 
 On every build they set the navigation from `torchenstein.course`, add a page, an annotated source
-view and the figures for every lesson, add the course map, and give every documented object on a lesson
+view, a notebook and the figures for every lesson, add the course map, and give every documented object on a lesson
 page a link to its lines in the source view.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
+from torchenstein._site.notebooks import notebook_json
 from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
 from torchenstein._site.sourceview import annotated_source, documented_members, object_spans
 from torchenstein.course import Lesson, lessons, module_path
@@ -28,7 +30,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Add each lesson's page, source view and figures, and the course map."""
+    """Add each lesson's page, source view, notebook and figures, and the course map."""
     for lesson in lessons():
         path = module_path(lesson.module)
         source = path.read_text(encoding="utf-8")
@@ -41,6 +43,8 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
                 content=annotated_source(lesson.module, source, lesson_title=lesson.title, display_path=display),
             )
         )
+        docstring = ast.get_docstring(ast.parse(source), clean=True) or ""
+        files.append(File.generated(config, lesson.notebook, content=notebook_json(docstring, lesson.module)))
         for filename, svg in cached_lesson_figures(lesson, source):
             files.append(File.generated(config, f"{lesson.part_slug}/{lesson.name}/{filename}", content=svg))
     files.append(File.generated(config, "course-map.md", content=course_map()))

@@ -39,6 +39,11 @@ def lesson_page(lesson: Lesson, members: list[str]) -> str:
         "      show_root_toc_entry: false",
         "      heading_level: 1",
         "",
+        '!!! tip "Run this lesson yourself"',
+        f"    Every example on this page, in order, is in the notebook [`{lesson.name}.ipynb`]({lesson.name}.ipynb).",
+        "    Open it with the course installed (see [Running the examples](../../running-examples.md)) and run",
+        "    it top to bottom; Dr. Hammer's traps print their errors instead of stopping it.",
+        "",
     ]
     if members:
         out += [
