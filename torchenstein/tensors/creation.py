@@ -101,7 +101,7 @@ tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000])
 
 ## From scratch: `arange`, `linspace` and `eye`
 
-Time to build the spells ourselves. All three start from the same primitive, a column of ones summed
+Time to build the spells ourselves. All three start from the same primitive, a row of ones summed
 cumulatively, which counts $0, 1, 2, \dots$; everything else is arithmetic on that count.
 [`arange`][torchenstein.tensors.creation.arange] computes $\text{start} + i \cdot \text{step}$,
 [`linspace`][torchenstein.tensors.creation.linspace] walks from both ends towards the middle (so both
@@ -177,9 +177,9 @@ array([5., 6., 0.])
 
 Dr. Rudolf Hammer never reads a birth certificate. Here is what that costs him.
 
-**The arange that overshoots.** With a float step, the number of elements is computed in floating point.
-`1.3 - 1` is a hair above `0.3`, so the ceiling rounds up one step too far and the "excluded" end appears.
-Fix: when you know how many points you want, say so with `linspace`; or step over integers and scale.
+**The arange that overshoots.** With a float step, the length is computed in floating point, where
+`(1.3 - 1) / 0.1` lands a hair above 3, so the ceiling rounds up one step too far and the "excluded" end
+appears. Fix: when you know how many points you want, say so with `linspace`; or step over integers and scale.
 
 ```pycon
 >>> (1.3 - 1) / 0.1
@@ -380,8 +380,9 @@ def arange(
     _check_dtype(dtype)
     if not (math.isfinite(start) and math.isfinite(end)):
         raise ValueError(f"start and end must be finite, got start={start}, end={end}")
-    # For an integer dtype PyTorch first turns the arguments into integers by truncating toward zero,
-    # so `arange(0, 5.9, dtype=torch.int64)` stops at 4 and a step of 0.5 becomes 0. We do the same.
+    # For `int64` PyTorch first turns the arguments into integers by truncating toward zero, so
+    # `arange(0, 5.9, dtype=torch.int64)` stops at 4 and a step of 0.5 becomes 0. We do so for every integer
+    # dtype (PyTorch's narrower integer dtypes count the length from the untruncated arguments instead).
     if dtype.is_floating_point:
         start, end, step = float(start), float(end), float(step)
     elif not math.isfinite(step):

@@ -106,8 +106,8 @@ significant bits, never a fixed number of decimal places.
 
 ## The edges of float16
 
-Past `max`, rounding goes to infinity; below the smallest subnormal, to zero; and any change smaller
-than half a gap is rounded away (ties go to the neighbour with an even last bit):
+From half a gap past `max`, rounding goes to infinity; below half the smallest subnormal, to zero; and
+any change smaller than half a gap is rounded away (ties go to the neighbour with an even last bit):
 
 ```pycon
 >>> torch.tensor([65519.0, 65520.0]).to(torch.float16)  # round first, then overflow
@@ -166,8 +166,8 @@ tensor(2)
 `.bool()` are shorthands. Float to integer *truncates toward zero*, unlike `round` and `floor`. Any
 nonzero number (NaN included) becomes `True`. A float that does not fit the integer type, such as a
 negative number cast to `uint8`, is undefined behaviour in C++, and different machines really give
-different answers, so this page will not print one. Integers above $2^{24}$ lose their last digits in
-`float32`:
+different answers, so this page will not print one. Above $2^{24}$, integers start to lose their last
+digits in `float32`:
 
 ```pycon
 >>> x = torch.tensor([-2.7, -0.5, 0.5, 2.7])
@@ -226,14 +226,15 @@ True
 ## Devices
 
 A tensor lives on one device. The course picks it in one place,
-[`pick_device`][torchenstein.lab.pick_device]: CUDA, then Apple's MPS, then the CPU. `tensor.to(device)`
+[`pick_device`][torchenstein.lab.pick_device]: CUDA, then Apple's MPS, then the CPU, unless the environment
+variable `TORCHENSTEIN_DEVICE` names one. `tensor.to(device)`
 returns a copy there (or the very same tensor if it is already there); `module.to(device)` moves the
 module's parameters and buffers *in place*. On a CPU-only machine everything below runs on `cpu`:
 
 ```pycon
 >>> from torchenstein.lab import device_available, pick_device
 >>> device = pick_device()
->>> device.type == next(kind for kind in ("cuda", "mps", "cpu") if device_available(kind))
+>>> device_available(device.type)
 True
 >>> x = torch.ones(4, 3).to(device)
 >>> x.to(x.device) is x  # already there: no copy
@@ -275,7 +276,7 @@ Keep running totals in float32; PyTorch's own `sum` already accumulates in a wid
 >>> total32 = torch.tensor(0.0)
 >>> for one in ones:
 ...     total32 = total32 + one  # float32 meets float16: promoted to float32
->>> total32.item(), ones.sum(dtype=torch.float32).item()
+>>> total32.item(), ones.sum().item()  # a float16 result, accumulated wider
 (3000.0, 3000.0)
 
 ```
@@ -542,8 +543,8 @@ def finfo_from_bits(exponent_bits: int, mantissa_bits: int) -> FloatInfo:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")
     bias = 2 ** (exponent_bits - 1) - 1
-    # The largest finite number has the largest ordinary exponent (2**e - 2, which is 2**bias once the
-    # bias is removed) and a mantissa of all ones: 1.11...1 in binary, that is 2 - 2**-m.
+    # The largest finite number has the largest ordinary exponent (2**e - 2, which leaves `bias` once
+    # the bias is subtracted) and a mantissa of all ones: 1.11...1 in binary, that is 2 - 2**-m.
     largest = math.ldexp(2.0 - math.ldexp(1.0, -mantissa_bits), bias)
     tiny = math.ldexp(1.0, 1 - bias)
     return FloatInfo(1 + exponent_bits + mantissa_bits, largest, -largest, tiny, math.ldexp(1.0, -mantissa_bits),
@@ -593,7 +594,7 @@ def _category(dtype: torch.dtype) -> int:
 
 
 def promote_types(type1: torch.dtype, type2: torch.dtype) -> torch.dtype:
-    """The smallest dtype both inputs convert into safely, like `torch.promote_types` on `PROMOTABLE_DTYPES`.
+    """The dtype ``type1`` and ``type2`` promote to, like `torch.promote_types` on `PROMOTABLE_DTYPES`.
 
     Args:
         type1: a dtype from `PROMOTABLE_DTYPES`.

@@ -221,7 +221,7 @@ True
 
 ```
 
-Head 1 is exactly channels 4 to 7 of every token. Merging goes back the same road: transpose to
+Head 1 is exactly the channels `4:8` of every token. Merging goes back the same road: transpose to
 `(B, T, h, d)`, then `reshape` (or `contiguous().view`) to `(B, T, C)`. Straight after a split, the second
 transpose undoes the first and `reshape` is a free view. But attention hands back a *fresh*, contiguous
 `(B, h, T, d)` tensor; transposed, it no longer reads memory row by row, so `view` would fail and

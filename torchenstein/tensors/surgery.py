@@ -73,7 +73,7 @@ tensor([100,   5,   6,   7])
 
 A boolean mask of the same shape picks every `True` element and returns them **flattened** into one
 dimension. A tensor (or list) of integers picks whole rows; two of them pick `(row, column)` pairs.
-These gather elements from scattered places, so the result cannot be a view: it is a copy.
+They may pick from scattered places that no strides can describe, so PyTorch always returns a copy.
 
 ```pycon
 >>> x = torch.arange(12).reshape(3, 4)

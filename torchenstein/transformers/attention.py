@@ -135,7 +135,7 @@ torch.Size([2, 4, 6, 6])
 The test suite (`tests/test_attention.py`) proves the agreement far more thoroughly: shapes with
 $L \ne S$, length-1 sequences and several leading dimensions; boolean, float, causal, padding and
 broadcast masks; a custom scale; float32 and float64 at the default tolerances of
-`torch.testing.assert_close` and bfloat16 at `atol=rtol=2e-2`; the gradients of query, key and value against
+`torch.testing.assert_close` and bfloat16 at a looser tolerance; the gradients of query, key and value against
 PyTorch's, and `torch.autograd.gradcheck` in float64.
 
 **Dropout** zeroes random attention weights after the softmax and scales the survivors by
