@@ -238,7 +238,7 @@ True
 For two operands PyTorch never builds our big product tensor: it permutes and reshapes them so that the
 contraction becomes one batched matrix product (`bmm`), which sums as it goes. Ours materialises one
 element per combination of **all** indices before summing: for a square matrix product that is every
-$(i, k, j)$, as many times more numbers than the output holds as $k$ is long.
+$(i, k, j)$, as many times more numbers than the output holds as the contracted $j$ is long.
 
 ```pycon
 >>> import math

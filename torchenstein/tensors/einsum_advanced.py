@@ -318,9 +318,9 @@ the weight above.
 **1. Grouped-query attention scores.** In grouped-query attention several query heads share one key
 head. Write `grouped_query_attention_scores(query, key)` for a query of shape `(B, Hq, L, d)` and a key
 of shape `(B, Hkv, S, d)`, where `Hkv` divides `Hq` into groups of `g = Hq // Hkv`: return the unscaled
-scores, shape `(B, Hq, L, S)`, where query head `i` uses key head `i // g` (PyTorch's `enable_gqa`
-convention, `repeat_interleave` of the keys). Use one einsum and no copy of the keys. Raise `ValueError`
-when `Hkv` does not divide `Hq`.
+scores, shape `(B, Hq, L, S)`, where query head `i` uses key head `i // g` (the convention of
+`repeat_interleave` on the keys, which PyTorch 2.5+ follows for `enable_gqa`). Use one einsum and no
+copy of the keys. Raise `ValueError` when `Hkv` does not divide `Hq`.
 
 **2. Image patches as tokens.** A Vision Transformer cuts an image into `p x p` patches and makes each
 patch a token. Write `patchify_images(images, patch_size)` taking `(B, C, H, W)` and returning

@@ -634,8 +634,8 @@ def logsumexp(input: torch.Tensor, dim: int | tuple[int, ...], keepdim: bool = F
     """
     dims = _check_dims(dim, _check_float("input", input).dim(), allow_none=False)
     x = input.to(_compute_dtype(input.dtype))
-    if x.numel() == 0 or x.dim() == 0:
-        # Nothing to shift: the log of an empty sum is log(0) = -inf, and a single number is itself.
+    if x.numel() == 0:
+        # Nothing to shift: the log of an empty sum is log(0) = -inf.
         return x.exp().sum(dim=dims, keepdim=keepdim).log().to(input.dtype)
     # The maximum, kept for broadcasting: (..., 1, ...). It is detached because the result does not
     # depend on it mathematically (its gradient terms would cancel). An infinite maximum (a row of

@@ -540,7 +540,7 @@ def mm_loops(input: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
 
 def _multiply_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # Half-precision products are summed in float32 and rounded once at the end, as PyTorch's matmul
-    # kernels do; rounding every partial sum to 11 significant bits would drift.
+    # kernels do; rounding every partial sum to 11 (float16) or 8 (bfloat16) significant bits would drift.
     wide = torch.float32 if a.dtype in (torch.float16, torch.bfloat16) else a.dtype
     # (..., m, k, 1) * (..., 1, k, n) -> (..., m, k, n): every A[i, p] meets every B[p, j].
     products = a[..., :, :, None].to(wide) * b[..., None, :, :].to(wide)
