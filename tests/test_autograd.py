@@ -521,3 +521,17 @@ def test_check_hessian_vector_product_passes_the_solution_and_rejects_wrong_atte
         check_hessian_vector_product(ignores_linear_functions)
     with pytest.raises(AssertionError, match="must not be modified"):
         check_hessian_vector_product(normalises_v_in_place)
+
+
+@pytest.mark.parametrize("exponent", [0, 0.5, 1, 2])
+def test_powers_at_zero_have_pytorchs_slope(exponent):
+    v = Value(0.0)
+    (v**exponent).backward()
+    x = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    (x**exponent).backward()
+    assert v.grad == x.grad.item()
+
+
+def test_zero_has_no_negative_power():
+    with pytest.raises(ValueError, match="zero has no negative power"):
+        Value(0.0) ** -1

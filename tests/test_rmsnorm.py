@@ -42,8 +42,8 @@ HALF = (torch.float16, torch.bfloat16)
 def _torch_rms_norm_computes_halves_in_float32() -> bool:
     """Whether this PyTorch's F.rms_norm works in float32 for half inputs, as the lesson's does.
 
-    Older releases (2.4 among them) computed it in the input's own precision, with that precision's eps
-    and promoted dtypes for mixed weights; the squares of large float16 values then overflow.
+    Older releases (2.4 among them) differ for half inputs: the mean of squares of large float16 values
+    overflows there, the default eps is the half type's own, and mixed weights promote the result.
     """
     h = torch.tensor([[300.0, -200.0, 1.0, 2.0]], dtype=torch.float16)  # 300**2 overflows float16
     return torch.allclose(F.rms_norm(h, (4,)).float(), F.rms_norm(h.float(), (4,)), rtol=1e-3, atol=1e-3)

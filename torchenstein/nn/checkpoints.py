@@ -159,9 +159,9 @@ _IncompatibleKeys(missing_keys=['head.weight', 'head.bias'], unexpected_keys=[])
 `torch.save` writes any picklable object, and a `state_dict` is the thing to write. `torch.load` reads
 it back as fresh tensors. Always pass `weights_only` yourself: PyTorch 2.6 changed its default from
 `False` to `True`, and a course that runs on 2.4 to 2.13 must not depend on a default that moved (the
-next section shows why `True` is the one you want). `map_location` says where the loaded tensors go: a
-checkpoint written on `cuda:0` loads on a machine without a GPU only with `map_location="cpu"`. Every
-file here lives in a `tempfile.TemporaryDirectory`, which deletes itself on leaving the block:
+next section shows why `True` is the one you want). `map_location` says where the loaded tensors go:
+a checkpoint written on `cuda:0` loads on a machine without a GPU only with one, such as `"cpu"`.
+Every file here lives in a `tempfile.TemporaryDirectory`, which deletes itself on leaving the block:
 
 ```pycon
 >>> from torchenstein.lab import pick_device
@@ -242,9 +242,9 @@ Weights alone resume nothing. To take the *same* next step, a run must also brin
   device's generator, Python's `random` and NumPy's global generator.
 
 [`capture_rng_state`][torchenstein.nn.checkpoints.capture_rng_state] collects them in a form that loads
-under `weights_only=True`. PyTorch's states are byte tensors already, and `random.getstate()` is a tuple
-of plain integers. NumPy's state holds an `ndarray`, which the restricted unpickler refuses, so its
-integers travel as a tensor:
+under `weights_only=True`. PyTorch's states are byte tensors already, and `random.getstate()` holds only
+tuples, numbers and `None`. NumPy's state holds an `ndarray`, which the restricted unpickler refuses,
+so its integers travel as a tensor:
 
 ```pycon
 >>> import numpy as np

@@ -229,8 +229,8 @@ TypeError: ModuleDict: the module at key 'head' must be an nn.Module instance, g
 ```
 
 Deliberate differences: ours refuses `None` (PyTorch files it as an empty slot), our `insert` takes
-negative positions on a `ModuleList` too, and PyTorch prints a `ModuleList` of identical layers
-compactly as `(0-2): 3 x Linear(...)` where ours prints every member, as any module does.
+negative positions on a `ModuleList` too, and PyTorch prints a run of identical layers in a `ModuleList`
+on one line with a count, where ours prints every member, as any module does.
 
 ## Dr. Hammer's traps
 

@@ -132,9 +132,10 @@ $$
 $$
 
 A confidently wrong $p$ makes a logarithm $-\infty$, so PyTorch's `F.binary_cross_entropy` clamps each
-logarithm at $-100$ (the first lines below rebuild it by hand). Now the trouble: float32 has no number between $1 - 2^{-24}$ and $1$, so $\sigma(x) = 1/(1 + e^{-x})$
-rounds to *exactly* 1.0 once $e^{-x}$ is too small to register, from about $x = 17$ on. Then $1 - p = 0$,
-$\log 0 = -\infty$, the clamp turns it into $-100$, and every confidently wrong logit, 20 or 100, costs 100:
+logarithm at $-100$ (the first lines below rebuild it by hand). Now the trouble: float32 has no number
+between $1 - 2^{-24}$ and $1$, so $\sigma(x) = 1/(1 + e^{-x})$ rounds to *exactly* 1.0 once $e^{-x}$ is too
+small to register, and a logit of 20 is already past that point. Then $1 - p = 0$, $\log 0 = -\infty$, the
+clamp turns it into $-100$, and every confidently wrong logit, 20 or 100, costs 100:
 
 ```pycon
 >>> def clamped_bce(p, y):

@@ -290,7 +290,7 @@ TypeError: model must be an nn.Module, got str
 
 ```
 
-The left panel of the figure after the next trap repeats the experiment forty times over.
+The left panel of the figure after the next trap repeats the experiment over more evaluations.
 
 !!! hammer "Dr. Hammer's trap: forgetting to switch back"
     Dr. Hammer validates correctly, with `model.eval()`, halfway through training, and never calls
@@ -314,7 +314,7 @@ True
 
 [`plot_mode_bugs`][torchenstein.nn.modes.plot_mode_bugs] draws both of these traps:
 
-![Left: the validation loss of one trained model over forty repeated evaluations, a jagged line with dropout left on well above the flat line of eval mode. Right: the training loss of two runs that validate at step 20, identical before it, and after it the run that forgot model.train() falls lower with dropout silently off](plot_mode_bugs.svg)
+![Left: the validation loss of one trained model over repeated evaluations, a jagged line with dropout left on well above the flat line of eval mode. Right: the training loss of two runs that validate midway, identical before it, and after it the run that forgot model.train() falls lower with dropout silently off](plot_mode_bugs.svg)
 
 !!! hammer "Dr. Hammer's trap: validation batches that poison BatchNorm"
     Dr. Hammer validates a `BatchNorm` network in training mode, under `no_grad`. `no_grad` stops the

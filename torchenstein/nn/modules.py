@@ -114,10 +114,10 @@ updated the buffers as it went.
 How does `brain.encoder = Lobe(3, 4)` inside `__init__` make `encoder` appear in the printout, the
 parameter list and the `state_dict`? `nn.Module` overrides `__setattr__`. Every assignment is inspected
 and filed by the type of the value: a `Parameter` goes into the dict `_parameters`, a `Module` into
-`_modules`, a tensor assigned to a name already registered as a buffer into `_buffers`, and everything
-else (numbers, strings, plain tensors) into the ordinary instance `__dict__`. `__getattr__`, which Python
-consults only when normal lookup fails, then finds the filed objects again. Each module owns its own
-three dicts, holding only its *direct* members:
+`_modules`, a tensor assigned to a name already registered as a buffer (or, in recent releases, an
+`nn.Buffer`) into `_buffers`, and everything else (numbers, strings, plain tensors) into the ordinary
+instance `__dict__`. `__getattr__`, which Python consults only when normal lookup fails, then finds the
+filed objects again. Each module owns its own three dicts, holding only its *direct* members:
 
 ```pycon
 >>> list(brain._parameters), list(brain._buffers), list(brain._modules)
@@ -928,7 +928,7 @@ def _assert_type_error(call: Callable[[], object], message: str) -> None:
 
 
 def _tied_pair() -> nn.Module:
-    # Two layers sharing one weight (the trick of tied embeddings): 6 + 3 + 3 parameters, not 15.
+    # Two layers sharing one weight (the trick of tied embeddings): 6 + 3 + 3 parameters, not 18.
     pair = nn.Sequential(nn.Linear(2, 3), nn.Linear(2, 3))
     pair[1].weight = pair[0].weight
     return pair

@@ -2,7 +2,7 @@ r"""
 # Normalisation: Taming the Wild Activations
 
 !!! torchenstein "The Professor speaks"
-    Stack twenty layers and watch the numbers flowing through them: they shrink to dust or swell into
+    Stack layer upon layer and watch the numbers flowing through them: they shrink to dust or swell into
     monsters, one multiplication at a time. Normalisation is the leash. At every layer it drags the
     activations back to mean zero and variance one, then lets the network choose its own scale. Today
     we build BatchNorm and LayerNorm with our bare hands, running statistics and all, and prove them
@@ -21,7 +21,7 @@ r"""
 ## Why normalise
 
 Each layer multiplies its input by a weight matrix. If every layer makes the signal 1.4 times larger,
-twenty layers make it $1.4^{20}$ times larger; at 0.7 times, twenty layers shrink it to dust. Gradients
+$L$ layers make it $1.4^L$ times larger; at 0.7 times, $L$ layers shrink it to dust. Gradients
 suffer the same fate on the way back, and no single learning rate suits the first layer and the last. A
 careful initialisation (the [linear layers](../linear/index.md) lesson) starts the scale near one, but
 training moves the weights and the scale wanders off again.
@@ -258,9 +258,9 @@ ValueError: BatchNorm1d needs more than 1 value per channel when training, got i
 ```
 
 !!! hammer "Dr. Hammer's trap: the biased variance in `running_var`"
-    Hammer updates `running_var` with the same biased variance he normalised with. On small batches it
-    is too small by a factor $\frac{n-1}{n}$, and his running statistics no longer match PyTorch's, so
-    his checkpoints predict differently when loaded into `nn.BatchNorm1d`.
+    Hammer updates `running_var` with the same biased variance he normalised with. As an estimate of the
+    data's variance it is too small by a factor $\frac{n-1}{n}$, worst on small batches, and his running
+    statistics no longer match PyTorch's: the same training with `nn.BatchNorm1d` evaluates differently.
 
 ```pycon
 >>> _ = torch.manual_seed(0)

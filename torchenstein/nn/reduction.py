@@ -89,7 +89,7 @@ True
 ```
 
 The second number is the classic mistake: `reduction="none"` followed by `.mean()` divides by *all*
-eight positions, padding included. Each padded zero pulls the reported loss down, and the gradient is
+the positions, padding included. Each padded zero pulls the reported loss down, and the gradient is
 scaled down with it, by a factor that changes with every batch's amount of padding.
 [`plot_mean_denominators`][torchenstein.nn.reduction.plot_mean_denominators] draws a padded batch and then
 both numbers as the padding grows: the correct mean stays where the model is, the wrong one sinks towards
@@ -178,8 +178,8 @@ float64.
 
 ## Masking by hand: `masked_cross_entropy`
 
-Often the batch arrives with a boolean mask (`attention_mask` in many tokenisers, True for a real token)
-instead of a sentinel in the labels. [`masked_cross_entropy`][torchenstein.nn.reduction.masked_cross_entropy]
+Often the batch arrives with a mask (a tokeniser's `attention_mask`, 1 for a real token; `.bool()` makes
+it boolean) instead of a sentinel in the labels. [`masked_cross_entropy`][torchenstein.nn.reduction.masked_cross_entropy]
 takes the mask directly: True means "this target counts". Whatever sits in the labels where the mask is
 False is never looked at, not even checked, so the pad token id, or a $-1$, can stay there:
 

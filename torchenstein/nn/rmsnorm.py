@@ -12,7 +12,7 @@ r"""
 
 - write RMSNorm, $y = x / \sqrt{\operatorname{mean}(x^2) + \epsilon} \cdot \gamma$, as a function and as a
   module with PyTorch's names, and prove both equal to `F.rms_norm` and `nn.RMSNorm`;
-- handle `eps=None` and bfloat16 the way PyTorch does: statistics in float32, one rounding at the end;
+- handle `eps=None` and bfloat16 the way recent PyTorch does: statistics in float32, one rounding at the end;
 - state what RMSNorm is blind to (the scale of its input) and what it still sees (a shift), and prove that
   it *is* LayerNorm for inputs with zero mean;
 - explain why modern language models prefer it, and time it against LayerNorm yourself;
@@ -104,11 +104,11 @@ round trips both ways.
 Language models run in bfloat16, which keeps only 8 significant bits. A mean of thousands of squares in
 that format loses its last digits (Dr. Hammer will show how badly), so RMSNorm upcasts: it squares,
 averages and takes the reciprocal square root in float32, multiplies by the weight, and rounds to
-bfloat16 **once**, at the very end. PyTorch's kernel does the same (on torch 2.13's CPU the two agree bit
-for bit on the inputs I tried; the tests hold them to bfloat16's tolerance, since kernels may round
-differently on other machines), and its default `eps` follows the computation: float32's epsilon for
-float16, bfloat16 and float32 inputs, float64's for float64, as its documentation now says and the tests
-check. The output keeps the input's dtype.
+bfloat16 **once**, at the very end. Recent PyTorch releases do the same (on torch 2.13's CPU the two
+agree bit for bit on the inputs I tried; older releases, 2.4 among them, rounded earlier, and kernels may
+round differently elsewhere, so the tests hold them to bfloat16's tolerance). PyTorch's default `eps`
+follows the computation: float32's epsilon for float16, bfloat16 and float32 inputs, float64's for
+float64, as its documentation now says and the tests check. The output keeps the input's dtype.
 
 ```pycon
 >>> xb = torch.randn(4, 512).bfloat16()
@@ -123,7 +123,7 @@ True
 ```
 
 Hugging Face's LLaMA does nearly the same, but rounds back to bfloat16 *before* multiplying by the
-weight, so its output can differ from PyTorch's by a rounding: bfloat16 implementations agree to a
+weight, so its output can differ from ours by a rounding: bfloat16 implementations agree to a
 tolerance, not to the bit.
 
 ## What RMSNorm forgets, and what it remembers
@@ -258,7 +258,7 @@ in place of the MLP; the Transformer-block lesson assembles both.
 
 !!! hammer "Dr. Hammer's trap: eps outside the square root"
     Hammer writes `x / (sqrt(mean(x**2)) + eps)`. For activations of ordinary size the two formulas
-    differ in the seventh digit, below `allclose`'s tolerance, so his unit test passes. For small activations, exactly where
+    differ far below `allclose`'s tolerance, so his unit test passes. For small activations, exactly where
     `eps` is supposed to matter, they do not agree at all.
 
 ```pycon
@@ -284,8 +284,8 @@ A pretrained model whose norms were trained with the other formula drifts off qu
 
 !!! hammer "Dr. Hammer's trap: statistics in low precision"
     Hammer keeps everything in the model's dtype "for speed". In bfloat16 the mean of squares is rounded
-    to 8 significant bits; in float16 a single feature above 256 squares past float16's largest number,
-    65504, and the whole vector is divided by infinity.
+    to 8 significant bits; in float16 a single feature of 256 or more squares past float16's largest
+    number, and the whole vector is divided by infinity.
 
 ```pycon
 >>> _ = torch.manual_seed(0)
@@ -303,8 +303,8 @@ True
 >>> ((running / 2048).double() / exact).max().item() < 0.7
 True
 >>> h = torch.tensor([[300.0, -200.0, 1.0, 2.0]], dtype=torch.float16)
->>> h.pow(2).mean(dim=-1)
-tensor([inf], dtype=torch.float16)
+>>> torch.finfo(torch.float16).max, h.pow(2).mean(dim=-1)
+(65504.0, tensor([inf], dtype=torch.float16))
 >>> (h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True))).abs().max().item()
 0.0
 >>> torch.allclose(rms_norm(h, 4).float(), rms_norm(h.float(), 4), rtol=1e-3)
@@ -312,9 +312,10 @@ True
 
 ```
 
-PyTorch's own bfloat16 `mean` accumulates in float32 and only rounds its result, a tenth of a per cent or
-so; a running sum kept in bfloat16, as a hand-written kernel might do, stops growing once the sum is a few
-hundred times larger than each new term, and reports a mean square barely two thirds of the truth.
+PyTorch's own bfloat16 `mean` accumulates in float32 and only rounds its result, an error within the
+bounds checked above; a running sum kept in bfloat16, as a hand-written kernel might do, stops growing once
+each new term is smaller than half the spacing of bfloat16 numbers near the sum, and reports a mean square
+less than 0.7 times the truth.
 The fix is the one `rms_norm` applies: upcast, compute the statistics, round once.
 
 !!! hammer "Dr. Hammer's trap: normalising over the wrong dimension"

@@ -193,7 +193,7 @@ True
 ```
 
 **The $1/k$ average with a ragged tail.** Scaling by $1/k$ is right only when all micro-batches have the
-same size. With sizes 4, 4 and 2, the last two samples get twice the say they should:
+same size. With sizes 4, 4 and 2, each of the last two samples gets twice the say of any other sample:
 
 ```pycon
 >>> net.zero_grad()

@@ -22,9 +22,9 @@ r"""
 When an operation receives a tensor that requires grad, PyTorch runs it *and* records a node: which
 function ran, on what, and what it must remember for later. Tensors you create with `requires_grad=True`
 are **leaves**; every result computed from them is a **non-leaf** whose `grad_fn` is the node that made
-it. `backward()` on a scalar computes $\partial\,\text{out}/\partial\,\text{leaf}$ for every leaf and
-stores it in the leaf's `.grad`. Non-leaves keep no gradient unless you ask with `retain_grad()`: they are
-stepping stones, and memory is precious. A tensor that does not require grad is a leaf too.
+it. `backward()` on a scalar computes $\partial\,\text{out}/\partial\,\text{leaf}$ for every leaf that
+requires grad and adds it to its `.grad`. Non-leaves keep no gradient unless you ask with `retain_grad()`:
+they are stepping stones, and memory is precious. A tensor that does not require grad is a leaf too.
 
 ```pycon
 >>> import torch
@@ -85,8 +85,8 @@ TanhBackward0
 
 ```
 
-The names are C++ classes generated from PyTorch's table of derivatives; the digit numbers the overload.
-`a` appears twice: the graph is a DAG, and `backward` sums both paths into `a.grad`.
+The `...Backward0` names are C++ classes generated from PyTorch's table of derivatives (the digit numbers
+the overload). `a` appears twice: the graph is a DAG, and `backward` sums both paths into `a.grad`.
 
 ## Switching the ghost off: `no_grad`, `inference_mode` and `detach`
 
@@ -94,9 +94,9 @@ Inside `torch.no_grad()` nothing is recorded: results have no `grad_fn`, but the
 that may later enter a recorded computation as constants. `no_grad` forbids nothing; it even *allows*
 something otherwise forbidden: updating a leaf that requires grad in place (the optimiser's trick).
 `torch.inference_mode()` also skips the bookkeeping autograd would need later (version counters, view
-tracking), so it is a little faster, and what it creates are **inference tensors**: banned from any
-computation autograd records afterwards and from in-place changes outside the mode. A `clone()` made
-outside the mode is a normal tensor again.
+tracking), so it is a little faster, and what it creates are **inference tensors**: a computation
+recorded afterwards may use them but never save them for backward, and outside the mode they refuse
+in-place changes. A `clone()` made outside the mode is a normal tensor again.
 
 ```pycon
 >>> w = torch.ones(2, requires_grad=True)
@@ -165,8 +165,8 @@ tensor([4., 8.])
 
 For $y = f(x)$ with $x \in \mathbb{R}^n$, $y \in \mathbb{R}^m$ and Jacobian
 $J_{ij} = \partial y_i / \partial x_j$, one reverse pass computes a **vector-Jacobian product** $v^\top J$
-for one $v \in \mathbb{R}^m$, at about the cost of the forward pass. For a scalar loss $m = 1$ and $v = 1$,
-which is why `backward()` needs no argument there. Otherwise, say which $v$ you mean:
+for one $v \in \mathbb{R}^m$, at a small multiple of the forward pass's cost. For a scalar loss $m = 1$
+and $v = 1$, which is why `backward()` needs no argument there. Otherwise, say which $v$ you mean:
 `y.backward(gradient=v)` adds $v^\top J$ into `x.grad`, and `torch.autograd.grad` returns it without
 touching `.grad`. `cumsum` makes a good specimen, its Jacobian being a lower triangle of ones:
 
@@ -630,7 +630,11 @@ class Value:
         # Python would return a complex number here and PyTorch returns NaN; we refuse instead.
         if a < 0 and not k.is_integer():
             raise ValueError(f"a negative base needs an integer exponent, got data={a} ** exponent={k}")
-        return Value._result(a**k, (self,), f"**{exponent:g}", (k * a ** (k - 1),))
+        if a == 0 and k < 0:
+            raise ValueError(f"zero has no negative power, got data={a} ** exponent={k}")
+        # At zero the slope is 0 for a constant (k = 0) and infinite below k = 1, as PyTorch has it.
+        slope = 0.0 if k == 0 else math.inf if a == 0 and k < 1 else k * a ** (k - 1)
+        return Value._result(a**k, (self,), f"**{exponent:g}", (slope,))
 
     def __neg__(self) -> Value:
         return Value._result(-self.data, (self,), "neg", (-1.0,))
