@@ -221,9 +221,9 @@ rising, which lets a unit say "a little negative" and keeps a small gradient ali
 (tensor([0., 1.]), tensor([0.5000, 0.5000]), tensor([0.5000, 0.5000]))
 >>> grid = torch.linspace(-3, 3, 60001, dtype=torch.float64)
 >>> for name, y in (("GELU", gelu(grid)), ("SiLU", silu(grid))):
-...     print(f"{name} dips to {y.min().item():.4f} at x = {grid[y.argmin()].item():.3f}")
-GELU dips to -0.1700 at x = -0.752
-SiLU dips to -0.2785 at x = -1.278
+...     print(f"{name} dips to {y.min().item():.4f} at x = {grid[y.argmin()].item():.2f}")
+GELU dips to -0.1700 at x = -0.75
+SiLU dips to -0.2785 at x = -1.28
 
 ```
 
@@ -248,8 +248,9 @@ ten sigmoid layers, even at their best: 9.54e-07
 
 ## SwiGLU: the gated feed-forward of modern language models
 
-A Transformer's feed-forward block was `Linear → GELU → Linear`. Shazeer's GLU variants replace the single
-activation by a *gate*: one projection, bent by SiLU, multiplies another, element by element:
+A Transformer's feed-forward block was `Linear → ReLU → Linear` (GELU in BERT and GPT). Shazeer's GLU
+variants replace the single activation by a *gate*: one projection, bent by SiLU, multiplies another,
+element by element:
 
 $$
 \operatorname{SwiGLU}(x) = \Big(\operatorname{SiLU}(x W_1^\top) \odot x W_3^\top\Big) W_2^\top .
@@ -309,8 +310,8 @@ tensor([0.0000, 0.5000, 1.0000, 1.0000, 1.0000])
 >>> from torchenstein.nn.activations import GELU
 >>> grid = torch.linspace(-6, 6, 120001, dtype=torch.float64)
 >>> gap = (gelu(grid) - gelu(grid, approximate="tanh")).abs()
->>> print(f"largest gap {gap.max().item():.5f} at x = {grid[gap.argmax()].item():.2f}")
-largest gap 0.00047 at x = -2.70
+>>> print(f"largest gap {gap.max().item():.5f} at |x| = {grid[gap.argmax()].abs().item():.2f}")  # the gap is even
+largest gap 0.00047 at |x| = 2.70
 >>> _ = torch.manual_seed(0)
 >>> trained = nn.Sequential(nn.Linear(8, 32), GELU(), nn.Linear(32, 8))
 >>> hammer = nn.Sequential(nn.Linear(8, 32), GELU(approximate="tanh"), nn.Linear(32, 8))
@@ -580,8 +581,8 @@ def gelu(input: torch.Tensor, approximate: str = "none") -> torch.Tensor:
 
     Returns:
         A tensor of ``input``'s shape and dtype. At $-\infty$ both forms give ``NaN`` ($-\infty \cdot 0$), as
-        PyTorch does. At $+\infty$ ours gives ``inf``; PyTorch's vectorised float32 CPU kernel for the exact
-        form gives ``NaN`` there (its one-element path gives ``inf``).
+        PyTorch does. At $+\infty$ ours gives ``inf``; PyTorch's exact form can give ``NaN`` there, depending
+        on the dtype and on which CPU kernel (vectorised or not) runs.
 
     Raises:
         TypeError: if ``input`` is not a floating-point tensor.

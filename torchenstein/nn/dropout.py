@@ -400,9 +400,9 @@ True
 
 ```
 
-The fix is the order: normalise first and drop after (as Transformer blocks do), or keep dropout out of
-the stretch of a convolutional network that is full of `BatchNorm` layers and use it only before the
-final classifier.
+The fix is the order: normalise first and drop after (as pre-norm Transformer blocks do), or keep
+dropout out of the stretch of a convolutional network that is full of `BatchNorm` layers and use it only
+before the final classifier.
 
 ## Challenges
 

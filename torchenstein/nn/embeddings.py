@@ -277,6 +277,7 @@ untied model (the same numbers, now in two separate parameters) and compare:
 True
 
 ```
+
 ## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: float ids"
@@ -344,7 +345,7 @@ torch.Size([2, 4])
     `padding_idx` promises no *gradient*, not no *update*. Weight decay shrinks every parameter it is
     given, gradient or not. A zero padding row survives (decay pulls towards zero), but a pretrained one
     does not, and Dr. Hammer's "fixed" pad vector melts a little with every step. Give embeddings
-    their own parameter group with `weight_decay=0.0`, as minGPT and most language-model recipes do.
+    their own parameter group with `weight_decay=0.0`, as minGPT does.
 
 ```pycon
 >>> def pad_row_after_one_step(param_groups_of):

@@ -154,8 +154,9 @@ $$
 
 So the odd-looking $a = \sqrt 5$ is a roundabout way of writing the old Lua Torch rule
 $\mathcal U(\pm 1/\sqrt{\text{fan\_in}})$ (PyTorch's source says so in a comment and points to
-[issue 57109](https://github.com/pytorch/pytorch/issues/57109)). On paper both bounds are equal. In floating point the roundabout road lands one bit short, and
-in float64 that bit reaches the weights, so [`kaiming_uniform_bound`][torchenstein.nn.linear.kaiming_uniform_bound]
+[issue 57109](https://github.com/pytorch/pytorch/issues/57109)). On paper both bounds are equal. In
+floating point the roundabout road often lands a hair short (for a fan-in of 4, by one bit), and in
+float64 that bit reaches the weights, so [`kaiming_uniform_bound`][torchenstein.nn.linear.kaiming_uniform_bound]
 walks PyTorch's road step by step:
 
 ```pycon

@@ -21,7 +21,7 @@ r"""
 
 Self-attention mixes tokens with weights that come from dot products between them. Nothing in the recipe
 knows *where* a token sits. Write the tokens as the rows of $X$ and a permutation as a matrix $P$ that
-reorders rows; a softmax over rows commutes with reordering rows and columns, so
+reorders rows; a row-by-row softmax commutes with reordering rows and columns, so
 
 $$
 \operatorname{softmax}\!\big(PXW_q (PXW_k)^\top\big)\, PXW_v
@@ -131,9 +131,10 @@ True
 
 The paper interleaves: `sin, cos, sin, cos, ...`. tensor2tensor and fairseq put all the sines first and
 all the cosines after (and, while at it, space their frequencies as $\text{base}^{-i/(d/2-1)}$ instead
-of $\text{base}^{-2i/d}$). The two layouts hold the same numbers, with columns permuted: a fixed encoding
-does not care which you choose, but a pretrained model does. `layout="concatenated"` builds the other
-one, and [`interleaved_to_concatenated`][torchenstein.nn.positional.interleaved_to_concatenated] and
+of $\text{base}^{-2i/d}$). With the paper's frequencies, as here, the two layouts hold the same numbers,
+with columns permuted: a fixed encoding does not care which you choose, but a pretrained model does.
+`layout="concatenated"` builds the other one, and
+[`interleaved_to_concatenated`][torchenstein.nn.positional.interleaved_to_concatenated] and
 [`concatenated_to_interleaved`][torchenstein.nn.positional.concatenated_to_interleaved] convert any table.
 
 ```pycon
@@ -512,7 +513,7 @@ def sinusoidal_positions(
         embedding_dim: the width $d$ (columns), a positive even int.
         base: the frequency base, 10000 in the paper.
         layout: ``"interleaved"`` (the paper's ``sin, cos, sin, cos, ...``) or ``"concatenated"`` (all
-            sines, then all cosines, as in tensor2tensor and fairseq).
+            sines, then all cosines, the layout of tensor2tensor and fairseq, with the paper's frequencies).
         dtype: a floating dtype for the result, ``None`` for the default dtype. The angles are always
             computed in float64.
         device: where to put the result.
