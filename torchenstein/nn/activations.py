@@ -421,6 +421,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from torchenstein.lab import PALETTE, new_figure
+from torchenstein.tensors.autograd import softplus
 from torchenstein.tensors.elementwise import softmax
 
 if TYPE_CHECKING:
@@ -993,11 +994,9 @@ def mish(input: torch.Tensor) -> torch.Tensor:
         tensor([0.0000, 0.8651])
     """
     x = _wide(_check_float("input", input))
-    # softplus(x) = x + log1p(e^-x) for x > 0 and log1p(e^x) otherwise: only non-positive numbers are
-    # exponentiated, and _split keeps the branch that is not chosen finite, as in `sigmoid`.
-    negative, positive = _split(x)
-    softplus = torch.where(x < 0, torch.log1p(negative.exp()), positive + torch.log1p((-positive).exp()))
-    return (x * tanh(softplus)).to(input.dtype)
+    # The autograd lesson's softplus exponentiates only non-positive numbers, so neither its value nor
+    # its gradient overflows.
+    return (x * tanh(softplus(x))).to(input.dtype)
 
 
 def _assert_close_at(what: str, x: torch.Tensor | None, got: torch.Tensor, expected: torch.Tensor, rtol: float,
