@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import importlib
 import re
 
@@ -13,6 +12,7 @@ from torchenstein.course import (
     find_lesson,
     is_lesson_source,
     lesson_modules_in_package,
+    lesson_text,
     lessons,
     module_path,
 )
@@ -22,7 +22,7 @@ LESSONS = lessons()
 
 
 def lesson_docstring(module: str) -> str:
-    return ast.get_docstring(ast.parse(module_path(module).read_text(encoding="utf-8")), clean=True) or ""
+    return lesson_text(module_path(module).read_text(encoding="utf-8"))
 
 
 def test_every_lesson_module_is_in_the_course_order():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import doctest
 import json
 import os
@@ -13,13 +12,13 @@ import pytest
 import torch
 
 from torchenstein._site.notebooks import lesson_notebook, notebook_json
-from torchenstein.course import find_lesson, lessons, module_path
+from torchenstein.course import find_lesson, lesson_text, lessons, module_path
 
 LESSONS = lessons()
 
 
-def lesson_text(module: str) -> str:
-    return ast.get_docstring(ast.parse(module_path(module).read_text(encoding="utf-8")), clean=True) or ""
+def text_of(module: str) -> str:
+    return lesson_text(module_path(module).read_text(encoding="utf-8"))
 
 
 def code_cells(notebook: dict) -> list[str]:
@@ -57,7 +56,7 @@ def test_an_admonition_that_holds_an_example_stays_one_quote():
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
 def test_every_example_of_the_lesson_is_in_its_notebook_in_order(lesson):
-    text = lesson_text(lesson.module)
+    text = text_of(lesson.module)
     notebook = json.loads(notebook_json(text, lesson.module))
     assert notebook["nbformat"] == 4 and notebook["cells"][0]["cell_type"] == "markdown"
     sources = "\n".join(code_cells(notebook))
@@ -82,6 +81,6 @@ def test_a_notebook_runs_top_to_bottom(module, monkeypatch, capsys):
     torch.manual_seed(0)
     namespace: dict = {}
     lesson = find_lesson(module)
-    for source in code_cells(lesson_notebook(lesson_text(lesson.module), lesson.module)):
+    for source in code_cells(lesson_notebook(text_of(lesson.module), lesson.module)):
         exec(compile(source, f"{lesson.name}.ipynb", "exec"), namespace)
     assert os.environ["MPLBACKEND"] == "Agg"

@@ -375,6 +375,16 @@ def module_path(module: str) -> Path:
     return Path(spec.origin)
 
 
+def lesson_text(source: str) -> str:
+    r"""The text of a module's docstring, which for a lesson is the lesson itself; empty if it has none.
+
+    Examples:
+        >>> lesson_text("'# A lesson'\nx = 1")
+        '# A lesson'
+    """
+    return ast.get_docstring(ast.parse(source), clean=True) or ""
+
+
 def is_lesson_source(source: str) -> bool:
     """Say whether a module's source is a lesson: its docstring opens with a level-one title.
 
@@ -384,8 +394,7 @@ def is_lesson_source(source: str) -> bool:
         >>> is_lesson_source("'A helper module.'")
         False
     """
-    docstring = ast.get_docstring(ast.parse(source), clean=True) or ""
-    return docstring.startswith("# ")
+    return lesson_text(source).startswith("# ")
 
 
 def lesson_modules_in_package() -> list[str]:

@@ -7,7 +7,6 @@ page a link to its lines in the source view.
 
 from __future__ import annotations
 
-import ast
 import re
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -17,7 +16,7 @@ from mkdocs.structure.pages import Page
 from torchenstein._site.notebooks import notebook_json
 from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
 from torchenstein._site.sourceview import annotated_source, documented_members, object_spans
-from torchenstein.course import Lesson, lessons, module_path
+from torchenstein.course import Lesson, lesson_text, lessons, module_path
 from torchenstein.figures import cached_lesson_figures
 
 _HEADING = re.compile(r'(<h(?P<level>[1-6]) id="(?P<id>torchenstein\.[\w.]+)" class="doc doc-heading">.*?</h(?P=level)>)', re.S)
@@ -43,8 +42,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
                 content=annotated_source(lesson.module, source, lesson_title=lesson.title, display_path=display),
             )
         )
-        docstring = ast.get_docstring(ast.parse(source), clean=True) or ""
-        files.append(File.generated(config, lesson.notebook, content=notebook_json(docstring, lesson.module)))
+        files.append(File.generated(config, lesson.notebook, content=notebook_json(lesson_text(source), lesson.module)))
         for filename, svg in cached_lesson_figures(lesson, source):
             files.append(File.generated(config, f"{lesson.part_slug}/{lesson.name}/{filename}", content=svg))
     files.append(File.generated(config, "course-map.md", content=course_map()))
