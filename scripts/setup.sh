@@ -27,7 +27,7 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
     "$python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
   fi
   echo "setup: installing torchenstein with its docs and test extras"
-  "$python" -m pip install --quiet --disable-pip-version-check -e "$root[docs,test]"
+  "$python" -m pip install --quiet --disable-pip-version-check -e "$root[docs,labs,test]"
   echo "$wanted" > "$stamp"
 fi
 

@@ -31,6 +31,9 @@ DEVICE_PREFERENCE = ("cuda", "mps", "cpu")
 DEVICE_VARIABLE = "TORCHENSTEIN_DEVICE"
 """The environment variable that overrides the automatic choice, e.g. ``TORCHENSTEIN_DEVICE=cpu``."""
 
+SMOKE_VARIABLE = "TORCHENSTEIN_SMOKE"
+"""The environment variable that shrinks every lab to a quick run, e.g. ``TORCHENSTEIN_SMOKE=1``."""
+
 
 def device_available(kind: str) -> bool:
     """Say whether this machine has a device of the given kind.
@@ -132,6 +135,71 @@ def seed_everything(seed: int) -> torch.Generator:
     except ImportError:  # pragma: no cover - numpy is a dependency, but the lab does not insist
         pass
     return torch.manual_seed(seed)
+
+
+def smoke_run() -> bool:
+    """Say whether this is a smoke run: ``TORCHENSTEIN_SMOKE`` is set to anything but ``""`` or ``"0"``.
+
+    A smoke run executes every line of a lab at a size that finishes in seconds, so the test suite can
+    prove the lab still works without training for minutes. This is the one place the variable is read.
+
+    Examples:
+        >>> import os
+        >>> os.environ[SMOKE_VARIABLE] = "1"
+        >>> smoke_run()
+        True
+        >>> del os.environ[SMOKE_VARIABLE]
+        >>> smoke_run()
+        False
+    """
+    return os.environ.get(SMOKE_VARIABLE, "") not in ("", "0")
+
+
+def lab_size(full: int, smoke: int) -> int:
+    """Pick a size for a lab: ``full`` normally, ``smoke`` in a smoke run (see `smoke_run`).
+
+    Args:
+        full: the size the lab is meant to run at (steps, samples, epochs...).
+        smoke: the size that exercises the same code in seconds.
+
+    Raises:
+        ValueError: if either size is below 1 or ``smoke`` is larger than ``full``.
+
+    Examples:
+        >>> lab_size(2000, 20)
+        2000
+    """
+    if full < 1 or smoke < 1:
+        raise ValueError(f"sizes must be at least 1, got full={full}, smoke={smoke}")
+    if smoke > full:
+        raise ValueError(f"the smoke size must not exceed the full size, got full={full}, smoke={smoke}")
+    return smoke if smoke_run() else full
+
+
+def progress(iterable=None, *, total: int | None = None, desc: str | None = None, **options):
+    """A progress bar around a loop: a text bar in the terminal, a widget-free bar in a notebook.
+
+    Every long loop of the course (training steps, sampling steps, sweeps) goes through this one
+    function. It is tqdm's ``auto`` bar, which picks the notebook display in Jupyter and the text one
+    elsewhere; a bar that would only flash past (``total`` under 2) is switched off.
+
+    Args:
+        iterable: what to loop over (or ``None`` to update the bar by hand).
+        total: the number of steps, when ``iterable`` has no length.
+        desc: a label in front of the bar.
+        **options: anything else tqdm takes, e.g. ``leave=False``.
+
+    Examples:
+        >>> sum(progress(range(3), disable=True))
+        3
+    """
+    from tqdm.auto import tqdm
+
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)
+    options.setdefault("disable", total is not None and total < 2)
+    options.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, total=total, desc=desc, **options)
 
 
 def synchronize(device: torch.device | str | None = None) -> None:
