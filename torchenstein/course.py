@@ -74,6 +74,42 @@ class Lesson:
 
 
 @dataclass(frozen=True)
+class Lab:
+    """One lab: a longer experiment than a doctest can hold, run once and shown with its outputs.
+
+    A lab's source is a percent-format script (``# %%`` cells) at ``labs/<part>/<name>.py`` in the
+    repository; ``torchenstein lab <name>`` executes it and writes the notebook, outputs included, to
+    ``docs/labs/<part>/<name>.ipynb``, where the site renders it as a page. Nothing runs at build time.
+
+    Args:
+        part_slug: the part the lab belongs to, ``training`` for Part 3.
+        name: the script's name without ``.py``.
+        title: the short title shown in the navigation and on the course map.
+        summary: one sentence for the course map.
+    """
+
+    part_slug: str
+    name: str
+    title: str
+    summary: str
+
+    @property
+    def script(self) -> str:
+        """The lab's source, relative to the repository root."""
+        return f"labs/{self.part_slug}/{self.name}.py"
+
+    @property
+    def page(self) -> str:
+        """The executed notebook's path among the documentation files, which is also the lab's page."""
+        return f"labs/{self.part_slug}/{self.name}.ipynb"
+
+    @property
+    def url(self) -> str:
+        """The lab page's address relative to the site root."""
+        return f"labs/{self.part_slug}/{self.name}/"
+
+
+@dataclass(frozen=True)
 class Part:
     """A part of the course: a folder of the package with lessons, or one still to be written.
 
@@ -84,6 +120,7 @@ class Part:
         summary: a paragraph for the home page and the course map.
         topics: what the part covers, in the order the course will teach it.
         lessons: the lessons written so far, in teaching order.
+        labs: the part's labs, shown after its lessons.
     """
 
     number: int
@@ -92,6 +129,7 @@ class Part:
     summary: str
     topics: tuple[str, ...]
     lessons: tuple[Lesson, ...] = field(default=())
+    labs: tuple[Lab, ...] = field(default=())
 
 
 COURSE: tuple[Part, ...] = (
@@ -263,6 +301,15 @@ COURSE: tuple[Part, ...] = (
                 "mean, sum and none, and how ignore_index quietly changes the mean's denominator.",
             ),
         ),
+        labs=(
+            Lab(
+                "nn",
+                "deep_nets_lab",
+                "Lab: normalisation at depth",
+                "A twelve-layer network trained on real handwritten digits with no normalisation, with "
+                "BatchNorm and with LayerNorm, built from the lessons' own modules.",
+            ),
+        ),
     ),
     Part(
         3,
@@ -341,6 +388,16 @@ def lessons() -> list[Lesson]:
         ['creation', 'surgery']
     """
     return [lesson for part in COURSE for lesson in part.lessons]
+
+
+def labs() -> list[Lab]:
+    """Every lab of the course, in course order.
+
+    Examples:
+        >>> all(lab.script.startswith("labs/") for lab in labs())
+        True
+    """
+    return [lab for part in COURSE for lab in part.labs]
 
 
 def find_lesson(module: str) -> Lesson:

@@ -18,14 +18,21 @@ True
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import importlib
+import importlib.metadata
 import io
+import multiprocessing
+import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
-from torchenstein.course import Lesson, find_lesson, lessons
+from torchenstein.course import Lesson, find_lesson, lessons, module_path
 
 
 def plotting_functions(module: ModuleType) -> dict[str, Callable]:
@@ -42,6 +49,7 @@ def render_svg(plot: Callable) -> bytes:
 
     Raises:
         TypeError: if the function does not return a matplotlib ``Figure``.
+        ValueError: if the figure has no axes: nothing was drawn.
     """
     import matplotlib
     from matplotlib.figure import Figure
@@ -49,6 +57,8 @@ def render_svg(plot: Callable) -> bytes:
     figure = plot()
     if not isinstance(figure, Figure):
         raise TypeError(f"{plot.__qualname__} must return a matplotlib Figure, got {type(figure).__name__}")
+    if not figure.axes:
+        raise ValueError(f"{plot.__qualname__} returned a Figure with no axes: it drew nothing")
     buffer = io.BytesIO()
     # A fixed hash salt and no date keep the SVG identical from one build to the next.
     with matplotlib.rc_context({"svg.hashsalt": "torchenstein"}):
@@ -56,41 +66,175 @@ def render_svg(plot: Callable) -> bytes:
     return buffer.getvalue()
 
 
-def lesson_figures(lesson: Lesson, *, reload: bool = False) -> Iterator[tuple[str, bytes]]:
-    """Draw every figure of one lesson: yields ``(file name, SVG)`` pairs such as ``plot_x.svg``.
-
-    Args:
-        lesson: the lesson to draw.
-        reload: re-import the module first, so a running ``mkdocs serve`` picks up edits.
-    """
+def lesson_figures(lesson: Lesson) -> Iterator[tuple[str, bytes]]:
+    """Draw every figure of one lesson: yields ``(file name, SVG)`` pairs such as ``plot_x.svg``."""
     module = importlib.import_module(lesson.module)
-    if reload:
-        module = importlib.reload(module)
     for name, plot in plotting_functions(module).items():
         yield f"{name}.svg", render_svg(plot)
 
 
-# Drawing every figure takes most of a site build. While `mkdocs serve` rebuilds on each edit, a lesson's
-# figures are drawn again only when its source has changed. (MkDocs reloads its hooks on every rebuild,
-# so the cache lives here, in a module that stays imported.)
-_CACHE: dict[str, tuple[str, list[tuple[str, bytes]]]] = {}
+# Drawing figures is the slowest part of a site build, so the site keeps them on disk, under a key made
+# of everything a figure depends on: the lesson's source, the source of every module of the package it
+# imports (transitively), this module's drawing format and the versions of matplotlib and torch. An edit
+# anywhere in that chain gives a new key and a new drawing; anything else reuses the old one. Missing
+# figures are drawn in fresh processes, in parallel and while the site renders its pages.
+FIGURE_FORMAT = 1
+"""Bump when `render_svg` changes what it writes, so every cached figure is drawn again."""
 
 
-def cached_lesson_figures(lesson: Lesson, source: str) -> list[tuple[str, bytes]]:
-    """The figures of a lesson, drawn again only when ``source``, the lesson's source text, has changed.
+def figure_names(source: str) -> list[str]:
+    r"""The plotting functions a lesson's source defines, by name, in source order, read without importing it.
 
     Examples:
-        >>> from torchenstein.course import find_lesson, module_path
-        >>> lesson = find_lesson("torchenstein.tensors.metamorphosis")
-        >>> source = module_path(lesson.module).read_text()
-        >>> cached_lesson_figures(lesson, source) is cached_lesson_figures(lesson, source)
-        True
+        >>> figure_names("def plot_a():\n    pass\ndef helper():\n    pass\ndef _plot_b():\n    pass\n")
+        ['plot_a']
     """
-    cached = _CACHE.get(lesson.module)
-    if cached is None or cached[0] != source:
-        cached = (source, list(lesson_figures(lesson, reload=cached is not None)))
-        _CACHE[lesson.module] = cached
-    return cached[1]
+    return [
+        node.name
+        for node in ast.parse(source).body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("plot_")
+    ]
+
+
+_IMPORTS: dict[str, frozenset[str]] = {}
+
+
+def _package_imports(source: str) -> frozenset[str]:
+    """The modules of the package that a source imports directly (remembered by the source's hash)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    if digest in _IMPORTS:
+        return _IMPORTS[digest]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found.update(n for n in names if n.split(".")[0] == "torchenstein" and _is_module(n))
+    _IMPORTS[digest] = frozenset(found)
+    return _IMPORTS[digest]
+
+
+def _is_module(name: str) -> bool:
+    """Whether a dotted name is a module of the package (not a function or class inside one)."""
+    folder = module_path("torchenstein").parent.parent / Path(*name.split("."))
+    return folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file()
+
+
+def figure_key(module: str) -> str:
+    """The hash of everything the figures of ``module`` depend on (see the comment above).
+
+    Examples:
+        >>> len(figure_key("torchenstein.nn.rmsnorm"))
+        64
+    """
+    # The installed versions, read without importing either library (torch alone takes seconds).
+    versions = " ".join(importlib.metadata.version(d) for d in ("matplotlib", "torch"))
+    seen: set[str] = set()
+    pending = [module, __name__]
+    digest = hashlib.sha256(f"{FIGURE_FORMAT} {versions}".encode())
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        source = module_path(name).read_text(encoding="utf-8")
+        digest.update(f"\0{name}\0{source}".encode())
+        pending.extend(sorted(_package_imports(source) - seen))
+    return digest.hexdigest()
+
+
+def _draw_module_figures(module: str) -> list[tuple[str, bytes]]:
+    """Draw every figure of one lesson module in this process (a worker's task)."""
+    import torch
+
+    # Each worker draws with one thread: the processes already share the cores between them.
+    torch.set_num_threads(1)
+    lesson_module = importlib.import_module(module)
+    return [(f"{name}.svg", render_svg(plot)) for name, plot in plotting_functions(lesson_module).items()]
+
+
+class FigureBoard:
+    """The figures of many lessons: read from the disk cache, or drawn in parallel and then cached.
+
+    Args:
+        cache_dir: the folder of the cache (the site uses ``.cache/torchenstein/figures``).
+        workers: how many processes draw the missing figures (default: one per core).
+
+    Examples:
+        >>> import tempfile
+        >>> from torchenstein.course import find_lesson
+        >>> board = FigureBoard(tempfile.mkdtemp())
+        >>> board.start([find_lesson("torchenstein.nn.rmsnorm")])
+        >>> [name for name, _ in board.figures(find_lesson("torchenstein.nn.rmsnorm"))]
+        ['plot_rmsnorm_vs_layernorm.svg']
+        >>> board.drawn, board.reused
+        (1, 0)
+    """
+
+    def __init__(self, cache_dir: str | Path, workers: int | None = None):
+        self.cache_dir = Path(cache_dir)
+        self.workers = workers or os.cpu_count() or 1
+        self.drawn = 0
+        self.reused = 0
+        self._pending: dict[str, Future] = {}
+        self._keys: dict[str, str] = {}
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _folder(self, module: str, key: str) -> Path:
+        return self.cache_dir / module / key
+
+    def start(self, chosen: Sequence[Lesson]) -> None:
+        """Begin drawing the figures of ``chosen`` that the cache does not hold; returns at once."""
+        for lesson in chosen:
+            names = figure_names(module_path(lesson.module).read_text(encoding="utf-8"))
+            key = self._keys[lesson.module] = figure_key(lesson.module)
+            folder = self._folder(lesson.module, key)
+            if names and not all((folder / f"{name}.svg").is_file() for name in names):
+                self._pending[lesson.module] = self._submit(lesson.module)
+
+    def _submit(self, module: str) -> Future:
+        if self._pool is None:
+            # Fresh processes import the lessons as they are on disk now, never a stale copy.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(_draw_module_figures, module)
+
+    def figures(self, lesson: Lesson) -> list[tuple[str, bytes]]:
+        """The ``(file name, SVG)`` pairs of one lesson, waiting for its drawing if it is under way.
+
+        The cache key is the one `start` computed, so one build shows one version of every figure even
+        if a lesson is edited while it runs.
+        """
+        key = self._keys.get(lesson.module) or figure_key(lesson.module)
+        folder = self._folder(lesson.module, key)
+        future = self._pending.pop(lesson.module, None)
+        if future is None:
+            names = figure_names(module_path(lesson.module).read_text(encoding="utf-8"))
+            if all((folder / f"{name}.svg").is_file() for name in names):
+                self.reused += len(names)
+                return [(f"{name}.svg", (folder / f"{name}.svg").read_bytes()) for name in names]
+            future = self._submit(lesson.module)
+        drawn = future.result()
+        folder.mkdir(parents=True, exist_ok=True)
+        for filename, svg in drawn:
+            (folder / filename).write_bytes(svg)
+        self.drawn += len(drawn)
+        self._forget_older(lesson.module, key)
+        return drawn
+
+    def _forget_older(self, module: str, key: str) -> None:
+        """Delete the drawings of a lesson's earlier versions, so the cache holds one per lesson."""
+        for folder in (self.cache_dir / module).iterdir():
+            if folder.name != key:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the drawing processes."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -177,11 +177,11 @@ def lab_size(full: int, smoke: int) -> int:
 
 
 def progress(iterable=None, *, total: int | None = None, desc: str | None = None, **options):
-    """A progress bar around a loop: a text bar in the terminal, a widget-free bar in a notebook.
+    """A progress bar around a loop: a text bar in the terminal, and in a notebook too unless ipywidgets is there.
 
     Every long loop of the course (training steps, sampling steps, sweeps) goes through this one
-    function. It is tqdm's ``auto`` bar, which picks the notebook display in Jupyter and the text one
-    elsewhere; a bar that would only flash past (``total`` under 2) is switched off.
+    function. It is tqdm's ``auto`` bar, which picks the widget display in Jupyter when ipywidgets is
+    installed and the text one elsewhere; a bar that would only flash past (``total`` under 2) is off.
 
     Args:
         iterable: what to loop over (or ``None`` to update the bar by hand).
@@ -193,7 +193,13 @@ def progress(iterable=None, *, total: int | None = None, desc: str | None = None
         >>> sum(progress(range(3), disable=True))
         3
     """
-    from tqdm.auto import tqdm
+    import warnings
+
+    # tqdm.auto picks the notebook bar in Jupyter; without ipywidgets it falls back to the text bar, and
+    # warns about it. The text bar is what the course wants there too, so the warning is noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
 
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)
@@ -267,6 +273,32 @@ PALETTE = ("#7b2ff7", "#00a884", "#f2542d", "#1f77b4", "#e0a100", "#c2185b", "#5
 """Colours, in the order a figure uses them."""
 
 
+def _notebook_figure_class() -> type:
+    """A matplotlib ``Figure`` that Jupyter shows as a picture when a cell ends with it.
+
+    Jupyter displays an object through its ``_repr_png_`` method. A plain ``Figure`` made without pyplot
+    has none, so a notebook cell that ends with ``plot_x()`` would print ``<Figure size ...>``; this one
+    draws itself.
+    """
+    global _FIGURE_CLASS
+    if _FIGURE_CLASS is None:
+        from matplotlib.figure import Figure
+
+        class NotebookFigure(Figure):
+            def _repr_png_(self) -> bytes:
+                import io
+
+                buffer = io.BytesIO()
+                self.savefig(buffer, format="png", dpi=110)
+                return buffer.getvalue()
+
+        _FIGURE_CLASS = NotebookFigure
+    return _FIGURE_CLASS
+
+
+_FIGURE_CLASS: type | None = None
+
+
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: float = 3.6) -> tuple[Figure, list[Axes]]:
     """Make a matplotlib figure in the course's style, without touching pyplot's global state.
 
@@ -290,9 +322,8 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 7.0, height: fl
     if nrows < 1 or ncols < 1:
         raise ValueError(f"nrows and ncols must be at least 1, got nrows={nrows}, ncols={ncols}")
     from cycler import cycler
-    from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained", facecolor="white")
+    fig = _notebook_figure_class()(figsize=(width, height), layout="constrained", facecolor="white")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
     for ax in axes:
         ax.set_prop_cycle(cycler(color=PALETTE))

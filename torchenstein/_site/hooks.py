@@ -7,24 +7,40 @@ page a link to its lines in the source view.
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
+from torchenstein._site.labpages import tidy_lab_html
 from torchenstein._site.notebooks import notebook_json
 from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
 from torchenstein._site.sourceview import annotated_source, documented_members, object_spans
-from torchenstein.course import Lesson, lesson_text, lessons, module_path
-from torchenstein.figures import cached_lesson_figures
+from torchenstein.course import Lesson, labs, lesson_text, lessons, module_path
+from torchenstein.figures import FigureBoard, figure_names
 
 _HEADING = re.compile(r'(<h(?P<level>[1-6]) id="(?P<id>torchenstein\.[\w.]+)" class="doc doc-heading">.*?</h(?P=level)>)', re.S)
 
 
+log = logging.getLogger("mkdocs.plugins.torchenstein")
+
+FIGURE_CACHE = ".cache/torchenstein/figures"
+"""Where the drawn figures are kept between builds, relative to the folder of ``mkdocs.yml``."""
+
+_board: FigureBoard | None = None
+_figure_files: dict[str, list[File]] = {}
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """Build the navigation from the course order."""
+    """Build the navigation from the course order, and start drawing the figures the cache lacks."""
+    global _board
     config.nav = navigation()
+    root = Path(config.config_file_path).parent
+    _board = FigureBoard(root / FIGURE_CACHE)
+    _board.start(lessons())
     return config
 
 
@@ -43,10 +59,33 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             )
         )
         files.append(File.generated(config, lesson.notebook, content=notebook_json(lesson_text(source), lesson.module)))
-        for filename, svg in cached_lesson_figures(lesson, source):
-            files.append(File.generated(config, f"{lesson.part_slug}/{lesson.name}/{filename}", content=svg))
+        # The figures are still being drawn: their files get their content in on_env.
+        _figure_files[lesson.module] = [
+            File.generated(config, f"{lesson.part_slug}/{lesson.name}/{name}.svg", content=b"")
+            for name in figure_names(source)
+        ]
+        for file in _figure_files[lesson.module]:
+            files.append(file)
     files.append(File.generated(config, "course-map.md", content=course_map()))
     return files
+
+
+def on_env(env, config: MkDocsConfig, files: Files):
+    """Fill in every figure, now that the pages are rendered and the drawing processes have had time."""
+    assert _board is not None
+    for lesson in lessons():
+        drawn = dict(_board.figures(lesson))
+        for file in _figure_files.pop(lesson.module, []):
+            file.content_bytes = drawn[Path(file.src_uri).name]
+    _board.close()
+    log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE}")
+    return env
+
+
+def on_build_error(error: Exception) -> None:
+    """Stop any drawing still under way when the build fails."""
+    if _board is not None:
+        _board.close()
 
 
 COURSE_PATH_MARKER = "<!-- course-path -->"
@@ -78,6 +117,8 @@ def _retitle(items: list, html: str) -> None:
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Give every documented object on a lesson page a link to its lines in the annotated source."""
+    if any(lab.page == page.file.src_uri for lab in labs()):
+        return tidy_lab_html(html)
     lesson = _lesson_of(page)
     if lesson is None:
         return html

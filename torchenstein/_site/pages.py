@@ -78,8 +78,10 @@ def navigation() -> list[dict]:
         }
     ]
     for part in COURSE:
-        if part.lessons:
-            nav.append({part_label(part): [{lesson.title: lesson.page} for lesson in part.lessons]})
+        if part.lessons or part.labs:
+            entries = [{lesson.title: lesson.page} for lesson in part.lessons]
+            entries += [{lab.title: lab.page} for lab in part.labs]
+            nav.append({part_label(part): entries})
     return nav
 
 
@@ -121,5 +123,7 @@ def course_map() -> str:
             for number, lesson in enumerate(part.lessons, start=1):
                 out.append(f"{number}. [{lesson.title}]({lesson.page}): {lesson.summary}")
             out.append("")
+        for lab in part.labs:
+            out += [f"- [{lab.title}]({lab.page}): {lab.summary}", ""]
         out += ["The part covers " + ", ".join(part.topics) + ".", ""]
     return "\n".join(out)

@@ -223,6 +223,9 @@ def annotated_source(module: str, source: str, *, lesson_title: str, display_pat
         "hide:",
         "  - navigation",
         "  - toc",
+        # The code is long and its lesson page already holds every word of prose: search the lessons.
+        "search:",
+        "  exclude: true",
         "---",
         "",
         f"# The annotated source of `{display_path}`",
