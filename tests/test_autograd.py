@@ -365,6 +365,49 @@ def test_softplus_equals_torch_and_stays_finite(dtype):
     assert type(ours.grad_fn).__name__ == "StableSoftplusBackward"
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_softplus_equals_torch_in_every_float_dtype_and_layout(dtype):
+    base = torch.linspace(-30, 30, 24, dtype=torch.float64).reshape(4, 6).to(dtype)
+    for name, x in {"transposed": base.t(), "every other column": base[:, ::2], "expanded": base[:1].expand(3, 6),
+                    "0-d": base[0, 0], "0-size": base[:0]}.items():
+        ours, theirs = softplus(x), torch.nn.functional.softplus(x)
+        assert ours.dtype == dtype and ours.shape == x.shape, name
+        torch.testing.assert_close(ours, theirs, msg=name)
+
+
+def test_the_function_works_under_torch_func_grad_vmap_and_jacrev():
+    x = torch.tensor([-200.0, -1.0, 0.0, 2.0, 200.0], dtype=torch.float64)
+    torch.testing.assert_close(torch.func.grad(lambda t: softplus(t).sum())(x), torch.sigmoid(x))
+    # Second derivative, through our hand-written backward: sigmoid'(x) = s (1 - s).
+    second = torch.func.grad(lambda t: torch.func.grad(lambda u: softplus(u).sum())(t).sum())(x)
+    torch.testing.assert_close(second, torch.sigmoid(x) * (1 - torch.sigmoid(x)))
+    batch = torch.randn(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(torch.vmap(softplus)(batch), torch.nn.functional.softplus(batch))
+    torch.testing.assert_close(torch.vmap(torch.func.grad(softplus))(x), torch.sigmoid(x))
+    torch.testing.assert_close(torch.func.jacrev(softplus)(x), torch.diag(torch.sigmoid(x)))
+
+
+def test_the_old_combined_forward_is_refused_by_the_func_transforms():
+    class OldStyle(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, input):
+            ctx.save_for_backward(input)
+            return StableSoftplus.forward(input)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (input,) = ctx.saved_tensors
+            return grad_output * torch.sigmoid(input)
+
+    x = torch.tensor([0.0, 1.0], requires_grad=True)
+    OldStyle.apply(x).sum().backward()  # plain autograd still takes it
+    torch.testing.assert_close(x.grad, torch.sigmoid(x.detach()))
+    with pytest.raises(RuntimeError, match="it must override the setup_context staticmethod"):
+        torch.func.grad(lambda t: OldStyle.apply(t).sum())(x.detach())
+    with pytest.raises(RuntimeError, match="it must override the setup_context staticmethod"):
+        torch.vmap(OldStyle.apply)(torch.ones(2, 3))
+
+
 def test_the_naive_softplus_really_fails_where_ours_does_not():
     x = torch.tensor([200.0], requires_grad=True)
     torch.log(1 + torch.exp(x)).backward()
@@ -510,8 +553,8 @@ def test_check_hessian_vector_product_passes_the_solution_and_rejects_wrong_atte
         return torch.autograd.grad((g * v).sum(), x)[0]
 
     def normalises_v_in_place(func, inputs, v):
-        v /= v.norm()
-        return hessian_vector_product(func, inputs, v) * v.norm()
+        v /= torch.linalg.vector_norm(v)
+        return hessian_vector_product(func, inputs, v) * torch.linalg.vector_norm(v)
 
     with pytest.raises(AssertionError, match="wrong H v"):
         check_hessian_vector_product(returns_the_gradient)

@@ -298,6 +298,16 @@ def test_l2_normalize_rows_matches_f_normalize(shape):
     torch.testing.assert_close(l2_normalize_rows(x, eps=10.0), F.normalize(x, dim=-1, eps=10.0))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_l2_normalize_rows_matches_f_normalize_in_every_float_dtype_and_layout(dtype, scale):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(5, 4, generator=g, dtype=torch.float64) * scale).to(dtype)
+    for name, t in {"plain": x, "transposed": x.t(), "every other row": x[::2], "expanded": x[:1].expand(3, 4),
+                    "0-size": x[:0], "one row": x[0]}.items():
+        torch.testing.assert_close(l2_normalize_rows(t), F.normalize(t, dim=-1), msg=name)
+
+
 def test_l2_normalize_rows_gradients_and_errors():
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(l2_normalize_rows, (x,))
@@ -329,10 +339,10 @@ def test_pairwise_checker_rejects_wrong_attempts(attempt, hint):
 @pytest.mark.parametrize(
     ("attempt", "hint"),
     [
-        (lambda x: x / x.norm(dim=-1), r"input of shape \(3, 3\): wrong values; did you divide by the norms with keepdim"),
-        (lambda x: x / x.norm(dim=-1, keepdim=True), "a row of zeros gave NaN"),
-        (lambda x: x / x.norm(dim=0, keepdim=True).clamp_min(1e-12), "wrong values"),
-        (lambda x: x.div_(x.norm(dim=-1, keepdim=True).clamp_min(1e-12)), "modified its input in place"),
+        (lambda x: x / torch.linalg.vector_norm(x, dim=-1), r"input of shape \(3, 3\): wrong values; did you divide by the norms with keepdim"),
+        (lambda x: x / torch.linalg.vector_norm(x, dim=-1, keepdim=True), "a row of zeros gave NaN"),
+        (lambda x: x / torch.linalg.vector_norm(x, dim=0, keepdim=True).clamp_min(1e-12), "wrong values"),
+        (lambda x: x.div_(torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)), "modified its input in place"),
     ],
 )
 def test_normalize_checker_rejects_wrong_attempts(attempt, hint):

@@ -63,7 +63,10 @@ def test_arange_matches_torch_on_random_arguments(seed, kind):
         _assert_same(arange(start, end, step), torch.arange(start, end, step))
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.float32, torch.float64])
+INT_DTYPES = [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8]
+
+
+@pytest.mark.parametrize("dtype", [*INT_DTYPES, torch.float32, torch.float64])
 @pytest.mark.parametrize("seed", range(3))
 def test_arange_matches_torch_for_every_dtype(dtype, seed):
     rng = random.Random(100 + seed)
@@ -101,6 +104,39 @@ def test_arange_includes_the_end_exactly_when_torch_does():
 def test_arange_truncates_arguments_for_integer_dtypes_like_torch():
     for args in [(0, 5.9), (0.5, 5.9, 2.7), (-3.7, 4.2, 1.5), (9.9, -2.2, -2.5)]:
         _assert_same(arange(*args, dtype=torch.int64), torch.arange(*args, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_arange_with_float_bounds_has_torchs_length_in_every_integer_dtype(dtype):
+    # int64 counts the length from the truncated bounds, the narrower integer dtypes from the bounds as
+    # given (in double precision): arange(0, 5.5) has 5 elements in int64 and 6 in int32, int16 and uint8.
+    assert len(arange(0, 5.5, dtype=dtype)) == len(torch.arange(0, 5.5, dtype=dtype)) == (5 if dtype == torch.int64 else 6)
+    rng = random.Random(dtype.itemsize)
+    for _ in range(150):
+        start, span = rng.uniform(-40, 40), rng.uniform(0, 60)
+        step = rng.choice([1.0, 1.5, 2.9, 3.0, 7.25])
+        sign = rng.choice([1, -1])
+        args = (start, start + sign * span, sign * step)
+        _assert_same(arange(*args, dtype=dtype), torch.arange(*args, dtype=dtype))
+        # An int start with a float end: the two raise together (a start past the end) or agree.
+        mixed = (round(start), args[1], sign * round(step))
+        ours, theirs = _outcome(arange, *mixed, dtype=dtype), _outcome(torch.arange, *mixed, dtype=dtype)
+        assert ours[0] == theirs[0], mixed
+        if ours[0] == "ok":
+            _assert_same(ours[1], theirs[1])
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_a_step_that_truncates_to_zero_is_refused_where_torch_differs(dtype):
+    # Where it differs from PyTorch: ours refuses step=0.5 for every integer dtype. PyTorch refuses it for
+    # int64; for the narrower integer dtypes torch 2.13 returns ceil(5 / 0.5) copies of the start instead.
+    with pytest.raises(ValueError, match="step must be nonzero, got step=0.5, which truncates to 0"):
+        arange(0, 5, 0.5, dtype=dtype)
+    outcome = _outcome(torch.arange, 0, 5, 0.5, dtype=dtype)
+    if dtype == torch.int64:
+        assert outcome[0] == "error"
+    else:
+        assert outcome[0] == "error" or outcome[1].unique().tolist() == [0]
 
 
 def test_arange_infers_dtype_like_torch():
@@ -180,6 +216,61 @@ def test_linspace_integers_agree_to_within_one(seed):
         assert ours[0] == theirs[0] == start and ours[-1] == theirs[-1]
         # Where the exact value is (nearly) a whole number the two truncations may land one apart.
         assert (ours - theirs).abs().max() <= 1
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+def test_linspace_in_every_integer_dtype_agrees_to_within_one(dtype):
+    info = torch.iinfo(dtype)
+    rng = random.Random(dtype.itemsize)
+    for _ in range(60):
+        # Ints and floats inside the dtype's range, and for uint8 negative ints too, which wrap.
+        low = -info.max if dtype == torch.uint8 else info.min
+        start = rng.randint(max(low, -300), min(info.max, 300))
+        end = rng.uniform(max(info.min, -300), min(info.max, 300))
+        steps = rng.randint(1, 30)
+        ours, theirs = linspace(start, end, steps, dtype=dtype), torch.linspace(start, end, steps, dtype=dtype)
+        assert ours.dtype == theirs.dtype == dtype and ours.shape == theirs.shape
+        assert ours[0] == theirs[0]
+        assert (ours.long() - theirs.long()).abs().max() <= 1, (start, end, steps)
+
+
+def test_linspace_wraps_a_negative_int_into_uint8_like_torch():
+    ours = linspace(-1, 47, 13, dtype=torch.uint8)
+    theirs = torch.linspace(-1, 47, 13, dtype=torch.uint8)
+    assert ours[0].item() == theirs[0].item() == 255 and ours[-1].item() == 47
+    assert (ours.long() - theirs.long()).abs().max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "dtype"),
+    [(-0.5, 3, torch.uint8), (-1.0, 47, torch.uint8), (-256, 3, torch.uint8), (255.5, 3, torch.uint8),
+     (0, 300, torch.int8), (-128.9, 0, torch.int8), (0, 70000, torch.int16), (0, 2**40, torch.int32),
+     (0, 1e19, torch.int64), (0, float("nan"), torch.int32), (0, float("inf"), torch.int64),
+     (0, 70000, torch.float16), (0, 1e39, torch.float32), (0, 1e39, torch.bfloat16), (0, 10**400, torch.float64)],
+)
+def test_linspace_refuses_endpoints_that_do_not_fit_the_dtype_like_torch(start, end, dtype):
+    with pytest.raises(ValueError, match="does not fit"):
+        linspace(start, end, 3, dtype=dtype)
+    if end != 10**400:  # PyTorch cannot even read an int that large
+        with pytest.raises(RuntimeError, match="without overflow"):
+            torch.linspace(start, end, 3, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_linspace_in_half_precision_rounds_once(dtype):
+    rng = random.Random(3)
+    for _ in range(40):
+        start, end, steps = rng.uniform(-100, 100), rng.uniform(-100, 100), rng.randint(0, 100)
+        ours, theirs = linspace(start, end, steps, dtype=dtype), torch.linspace(start, end, steps, dtype=dtype)
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+        assert torch.equal(ours, linspace(start, end, steps, dtype=torch.float64).to(dtype))
+        atol = 4 * torch.finfo(dtype).eps * max(1.0, abs(start), abs(end))
+        torch.testing.assert_close(ours.double(), theirs.double(), rtol=0, atol=atol)
+
+
+def test_linspace_keeps_infinities_and_nan_for_float_dtypes_like_torch():
+    for end in (float("inf"), float("nan")):
+        assert linspace(0, end, 3).isnan().all() and torch.linspace(0, end, 3).isnan().all()
 
 
 def test_linspace_integer_example_truncates():
@@ -323,3 +414,18 @@ def test_challenge_solutions_refuse_negative_sizes():
         checkerboard_tensor(2, -3)
     with pytest.raises(ValueError, match="n must be a non-negative int, got n=-1"):
         anti_identity(-1)
+
+
+# What the lesson says of PyTorch's own factories
+
+
+@pytest.mark.parametrize("like", [torch.zeros_like, torch.ones_like, torch.empty_like, torch.rand_like, torch.randn_like,
+                                  lambda t: torch.full_like(t, 2.0)])
+def test_the_like_family_keeps_the_memory_layout_of_a_dense_input(like):
+    transposed = torch.ones(2, 3).t()
+    assert like(transposed).stride() == transposed.stride() == (1, 3)
+    images = torch.ones(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    assert like(images).stride() == images.stride() and like(images).is_contiguous(memory_format=torch.channels_last)
+    assert torch.zeros_like(transposed, memory_format=torch.contiguous_format).stride() == (2, 1)
+    w = torch.ones(2, dtype=torch.float64, requires_grad=True)
+    assert like(w).dtype == torch.float64 and not like(w).requires_grad

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import string
 
@@ -100,9 +101,66 @@ def test_integer_einsum_is_exact_and_keeps_its_dtype():
         operands = make_operands(shapes, torch.int64, generator, rng)
         got, expected = einsum(equation, *operands), torch.einsum(equation, *operands)
         assert got.dtype == torch.int64 and torch.equal(got, expected), (equation, shapes)
-        # int32 stays int32 in ours; torch.einsum promotes some int32 sums to int64 and refuses others.
-        narrow = einsum(equation, *(t.int() for t in operands))
-        assert narrow.dtype == torch.int32 and torch.equal(narrow.long(), expected), (equation, shapes)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool])
+def test_narrow_integers_and_bool_promote_exactly_where_torch_einsum_does(dtype):
+    rng, generator = random.Random(12), torch.Generator().manual_seed(12)
+    compared = 0
+    for _ in range(300):
+        equation, shapes = random_case(rng)
+        operands = [t.abs().to(dtype) for t in make_operands(shapes, torch.int64, generator, rng)]
+        got = einsum(equation, *operands)
+        try:
+            expected = torch.einsum(equation, *operands)
+        except RuntimeError:  # bool has no batched product, and torch refuses mixed int64/narrow operands
+            assert got.dtype in (dtype, torch.int64)
+            continue
+        compared += 1
+        if got.dtype != expected.dtype:
+            # The one corner where torch.einsum does not refuse the mixed operands: it has nothing to multiply.
+            assert any(t.numel() == 0 for t in operands) and got.dtype == torch.int64, (equation, shapes)
+        assert torch.equal(got, expected.to(got.dtype)), (equation, shapes)
+    assert compared > 100
+
+
+@pytest.mark.parametrize(
+    ("equation", "shapes", "dtype"),
+    [("ij->", [(2, 3)], torch.int64), ("ij->i", [(2, 3)], torch.int64), ("ii->", [(3, 3)], torch.int64),
+     ("ii->i", [(3, 3)], torch.int32), ("ij->ji", [(2, 3)], torch.int32), ("ij,jk->ik", [(2, 3), (3, 4)], torch.int32),
+     ("ij,j->j", [(2, 3), (3,)], torch.int64), ("i,j->", [(2,), (3,)], torch.int64), ("ij,ij->", [(2, 3), (2, 3)], torch.int32),
+     ("ij->i", [(3, 1)], torch.int64), ("i,i->", [(1,), (1,)], torch.int32)],
+)
+def test_int32_reductions_come_back_as_int64_like_torch(equation, shapes, dtype):
+    operands = [torch.arange(math.prod(shape), dtype=torch.int32).reshape(shape) for shape in shapes]
+    got, expected = einsum(equation, *operands), torch.einsum(equation, *operands)
+    assert got.dtype == expected.dtype == dtype and torch.equal(got, expected)
+
+
+def test_where_torch_refuses_mixed_integer_operands_ours_returns_int64():
+    # Where it differs from PyTorch: i is summed in the first operand alone (int64), j is then shared.
+    a, v = torch.ones(2, 3, dtype=torch.int32), torch.ones(3, dtype=torch.int32)
+    with pytest.raises(RuntimeError):
+        torch.einsum("ij,j->", a, v)
+    got = einsum("ij,j->", a, v)
+    assert got.dtype == torch.int64 and got.item() == 6
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_the_exact_answer_rounded_once(dtype):
+    # Where it differs from PyTorch: ours computes in float32 and rounds once; torch.einsum rounds on the way.
+    rng, generator = random.Random(13), torch.Generator().manual_seed(13)
+    eps, tiny = torch.finfo(dtype).eps, torch.finfo(dtype).tiny
+    for _ in range(120):
+        equation, shapes = random_case(rng)
+        operands = make_operands(shapes, dtype, generator, rng)
+        got, theirs = einsum(equation, *operands), torch.einsum(equation, *operands)
+        assert got.dtype == theirs.dtype == dtype and got.shape == theirs.shape
+        exact = torch.einsum(equation, *(t.double() for t in operands))
+        torch.testing.assert_close(got.double(), exact.to(dtype).double(), rtol=eps, atol=tiny)
+        # And torch's own answer is within a few roundings of the sum of the magnitudes of the terms.
+        scale = torch.einsum(equation, *(t.double().abs() for t in operands))
+        assert ((got.double() - theirs.double()).abs() <= 4 * eps * scale + tiny).all(), equation
 
 
 @settings(max_examples=40)

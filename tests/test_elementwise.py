@@ -255,6 +255,43 @@ def test_empty_and_tiny_inputs(x):
         torch.testing.assert_close(logsumexp(x, dim), torch.logsumexp(x, dim), equal_nan=True)
 
 
+def strided_views(dtype):
+    """The same kinds of (3, 4) inputs in memory layouts other than row-major: the claim covers them too."""
+    base = random((4, 8), dtype, seed=9, scale=30.0)
+    return {
+        "transposed": base[:3, :4].t().contiguous().t(),  # column-major memory
+        "sliced with a step": base[:3, ::2],  # stride 2 along the last dim
+        "expanded rows": base[:1, :4].expand(3, 4),  # stride 0 along dim 0
+        "expanded columns": base[:3, :1].expand(3, 4),  # stride 0 along the reduced dim 1
+    }
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("dim", [0, 1, -1, -2])
+def test_softmax_family_on_non_contiguous_and_expanded_inputs(dtype, dim):
+    for name, x in strided_views(dtype).items():
+        assert x.shape == (3, 4) and not x.is_contiguous(), name
+        torch.testing.assert_close(softmax(x, dim), torch.softmax(x, dim), msg=name)
+        assert_log_softmax_close(log_softmax(x, dim), x, dim)
+        torch.testing.assert_close(logsumexp(x, dim), torch.logsumexp(x, dim), msg=name)
+        torch.testing.assert_close(var(x, dim), torch.var(x, dim), msg=name)
+        torch.testing.assert_close(std(x, dim, correction=0), torch.std(x, dim, correction=0), msg=name)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("scale", [1e-30, 1e-6, 1e4, 1e30])
+def test_var_std_and_softmax_at_large_and_tiny_magnitudes(dtype, scale):
+    info = torch.finfo(dtype)
+    # Scaled into what the dtype can hold: tiny values stay normal numbers, big ones leave room to square.
+    scale = min(max(scale, info.tiny * 1e4), info.max ** 0.5 / 100)
+    x = random((3, 5), torch.float64, seed=4).mul(scale).to(dtype)
+    for dim in (1, -2):
+        torch.testing.assert_close(var(x, dim), torch.var(x, dim), equal_nan=True)
+        torch.testing.assert_close(std(x, dim), torch.std(x, dim), equal_nan=True)
+        torch.testing.assert_close(softmax(x, dim), torch.softmax(x, dim))
+        torch.testing.assert_close(logsumexp(x, dim), torch.logsumexp(x, dim))
+
+
 @pytest.mark.parametrize(("shape", "dim"), [((6,), 0), ((3, 4), 1), ((2, 3, 4), 0), ((2, 3, 4), -1)])
 @pytest.mark.parametrize("offset", [0.0, 1000.0, -1000.0])
 def test_gradients_of_the_stable_versions(shape, dim, offset):
@@ -328,6 +365,32 @@ def test_ties_give_the_first_index():
     assert x.argmin(dim=1).tolist() == [3, 0]
 
 
+def test_the_leaf_rule_keeps_a_parameter_a_leaf_that_accumulates():
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
+        w.add_(1)
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
+        w[:1].add_(1)
+    with torch.no_grad():
+        w.add_(1)
+    assert w.is_leaf and w.grad_fn is None
+    (3 * w).sum().backward()
+    (3 * w).sum().backward()
+    assert w.grad.tolist() == [6.0, 6.0]  # still a leaf, so gradients land in .grad and add up
+    # A non-leaf may be changed in place: it records the operation and passes gradients on to w.
+    h = w * 1
+    h.add_(1)
+    assert not h.is_leaf and h.grad_fn.name() == "AddBackward0"
+
+
+def test_an_in_place_op_under_autograd_keeps_a_copy_of_what_it_overwrites():
+    y = torch.tensor([3.0, 4.0], requires_grad=True)
+    h = torch.tensor([1.0, 2.0], requires_grad=True) * 1
+    h.mul_(y)
+    saved = h.grad_fn._saved_self
+    assert saved.tolist() == [1.0, 2.0] and saved.data_ptr() != h.data_ptr()
+
+
 def test_autograd_refuses_in_place_changes_to_saved_tensors():
     w = torch.tensor([0.5, 2.0], requires_grad=True)
     y = w.exp()
@@ -380,6 +443,16 @@ def test_stable_log_sigmoid_passes_and_is_right_everywhere():
     assert torch.autograd.gradcheck(stable_log_sigmoid, (point,))
     with pytest.raises(TypeError, match="input must be a floating-point tensor, got torch.int64"):
         stable_log_sigmoid(torch.arange(3))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_stable_log_sigmoid_equals_logsigmoid_in_every_float_dtype_and_layout(dtype):
+    x = torch.linspace(-100, 100, 41, dtype=torch.float64).to(dtype)
+    for name, t in {"plain": x, "expanded and transposed": x[:, None].expand(41, 3).t(), "strided": x[::3],
+                    "0-d": x[0], "0-size": x[:0]}.items():
+        got = stable_log_sigmoid(t)
+        assert got.dtype == dtype and got.shape == t.shape, name
+        torch.testing.assert_close(got, F.logsigmoid(t), msg=name)
 
 
 @pytest.mark.parametrize(

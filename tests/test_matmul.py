@@ -295,6 +295,36 @@ def test_matmul_flops_refuses_bad_shapes(bad):
         matmul_flops(bad, (3, 4))
 
 
+HALF_AND_FULL = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+# Magnitudes each dtype can multiply and sum over k <= 5 without overflow or underflow.
+SCALES = {torch.float32: (1e-15, 1e15), torch.float64: (1e-100, 1e100), torch.float16: (1e-2, 50.0),
+          torch.bfloat16: (1e-15, 1e15)}
+
+
+@pytest.mark.parametrize("dtype", HALF_AND_FULL)
+@pytest.mark.parametrize("which", [0, 1])
+def test_matmul_in_every_float_dtype_on_strided_and_extreme_inputs(dtype, which):
+    scale = SCALES[dtype][which]
+    g = torch.Generator().manual_seed(which)
+    a = (torch.randn(2, 5, 4, generator=g, dtype=torch.float64) * scale).to(dtype).transpose(-2, -1)  # (2, 4, 5)
+    b = (torch.randn(5, 1, generator=g, dtype=torch.float64) * scale).to(dtype).expand(5, 3)  # stride 0
+    c = (torch.randn(10, 3, generator=g, dtype=torch.float64) * scale).to(dtype)[::2]  # (5, 3), every other row
+    for other in (b, c, c[:, 0]):
+        assert_same_product(matmul(a, other), torch.matmul(a, other), **TOLERANCES.get(dtype, {}))
+        # In half precision ours is the float32 product rounded once: PyTorch's CPU kernels sum wide too.
+        if dtype in (torch.float16, torch.bfloat16):
+            wide = torch.matmul(a.float(), other.float()).to(dtype)
+            torch.testing.assert_close(matmul(a, other), wide, rtol=0, atol=0)
+    zero_d_batch = torch.randn(0, 4, 5).to(dtype)
+    assert_same_product(matmul(zero_d_batch, c), torch.matmul(zero_d_batch, c))
+
+
+def test_cuda_may_reduce_half_precision_sums_by_default():
+    # The lesson's "summed in float32" is a CPU fact: on CUDA these flags let cuBLAS round partial sums.
+    assert torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction is True
+    assert torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction is True
+
+
 def test_pytorch_facts_the_lesson_relies_on():
     x, w = torch.randn(4, 3, 5), torch.randn(5, 2)
     with pytest.raises(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import warnings
 
 import pytest
 import torch
@@ -242,6 +243,20 @@ def test_expand_refuses_what_torch_refuses(shape, size):
         torch.zeros(shape).expand(size)
     with pytest.raises(ValueError, match="sizes"):
         expand(torch.zeros(shape), size)
+
+
+@pytest.mark.parametrize(("shape", "warns"), [((), True), ((3,), True), ((2, 3), False), ((2, 3, 4), True)])
+def test_dot_T_is_deprecated_on_every_rank_but_two(shape, warns):
+    # PyTorch warns once per process; set_warn_always makes every use warn, so each case sees its own.
+    torch.set_warn_always(True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            flipped = torch.zeros(shape).T
+    finally:
+        torch.set_warn_always(False)
+    assert any("deprecated" in str(w.message) for w in caught) == warns, shape
+    assert flipped.shape == tuple(reversed(shape))  # 0-D and 1-D: unchanged
 
 
 def test_expand_uses_no_memory_and_repeat_does():

@@ -24,14 +24,14 @@ from torchenstein.tensors.surgery import (
     view_or_copy_table,
 )
 
-DTYPES = [torch.float32, torch.float64, torch.float16, torch.int64, torch.int32, torch.bool]
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8, torch.bool]
 
 
 def _random(shape, dtype, generator):
     values = torch.randn(shape, generator=generator) * 10
     if dtype == torch.bool:
         return values > 0
-    return values.to(dtype)
+    return (values.abs() if dtype == torch.uint8 else values).to(dtype)
 
 
 def _random_shape(generator, ndim, low=0, high=5):
@@ -57,6 +57,36 @@ def test_gather_equals_torch(seed, dtype):
     g, shape, dim, index = _gather_case(seed)
     x = _random(shape, dtype, g)
     torch.testing.assert_close(gather(x, dim, index), torch.gather(x, dim, index), rtol=0, atol=0)
+
+
+def test_gather_scatter_and_index_select_on_expanded_and_strided_inputs():
+    x = torch.arange(4.0).expand(3, 4)  # stride 0 along dim 0
+    y = torch.arange(24.0).reshape(4, 6)[:, ::2]  # (4, 3), stride 2 along dim 1
+    index = torch.tensor([[3, 0, 1], [2, 2, 0]])
+    for t in (x, y.t()):
+        torch.testing.assert_close(gather(t, -1, index[:, : t.size(-1)].clamp(max=t.size(-1) - 1)),
+                                   torch.gather(t, -1, index[:, : t.size(-1)].clamp(max=t.size(-1) - 1)))
+        torch.testing.assert_close(index_select(t, -2, torch.tensor([1, 0, 1])), torch.index_select(t, -2, torch.tensor([1, 0, 1])))
+    src = torch.full((2, 3), -1.0).expand(2, 3)
+    torch.testing.assert_close(scatter(y, 0, index[:, :3], src), torch.scatter(y, 0, index[:, :3], src))
+
+
+def test_zero_dimensional_inputs_are_refused_where_pytorch_takes_them():
+    # Where it differs from PyTorch: a 0-D input is a vector of one element to PyTorch, an error to ours.
+    x, i = torch.tensor(3.0), torch.tensor(0)
+    assert torch.gather(x, 0, i).item() == 3.0 and torch.index_select(x, 0, i[None]).item() == 3.0
+    assert torch.scatter(x, 0, i, torch.tensor(5.0)).item() == 5.0
+    for call in (lambda: gather(x, 0, i), lambda: index_select(x, 0, i[None]), lambda: scatter(x, 0, i, 5.0)):
+        with pytest.raises(ValueError, match=r"input must have at least 1 dimension\(s\), got shape \(\)"):
+            call()
+
+
+def test_cat_does_not_skip_the_legacy_empty_tensor_that_torch_cat_ignores():
+    # Where it differs from PyTorch: torch.cat skips a 1-D empty piece among 2-D ones; ours names the shape.
+    pieces = [torch.ones(2, 3), torch.empty(0)]
+    assert torch.cat(pieces).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"tensors\[1\] has shape \(0,\)"):
+        cat(pieces)
 
 
 def test_gather_on_a_non_contiguous_input_and_int32_index():

@@ -172,138 +172,144 @@ The figure shows the first two traps for every micro-batch size; the right panel
 
 ![Relative gradient error against micro-batch size: correct weights stay at round-off, forgetting to scale grows with the number of micro-batches, 1/k weights fail whenever the last micro-batch is ragged; BatchNorm in train mode differs, in eval mode and LayerNorm it does not](plot_accumulation.svg)
 
-**The forgotten scale.** Dr. Hammer calls `backward` on each micro-batch mean as it is. Each micro-batch
-mean is already on the scale of a full-batch mean, so with $k$ equal micro-batches the gradient comes out $k$ times
-too large: a learning rate silently multiplied by $k$.
+!!! hammer "Dr. Hammer's trap: the forgotten scale"
+    Dr. Hammer calls `backward` on each micro-batch mean as it is. Each micro-batch mean is already on the
+    scale of a full-batch mean, so with $k$ equal micro-batches the gradient comes out $k$ times too large: a
+    learning rate silently multiplied by $k$.
 
-```pycon
->>> from torchenstein.tensors.accumulation import relative_gradient_error
->>> def grads_of(model):
-...     return {name: p.grad.clone() for name, p in model.named_parameters()}
->>> full = full_batch_gradients(net, mse, x, y)
->>> net.zero_grad()
->>> for part in micro_batch_slices(10, 5):  # k = 2 equal micro-batches
-...     mse(net(x[part]), y[part]).backward()
->>> unscaled = grads_of(net)
->>> [round((unscaled[name].norm() / full[name].norm()).item(), 6) for name in full]
-[2.0, 2.0, 2.0, 2.0]
->>> relative_gradient_error(accumulated_gradients(net, mse, x, y, micro_batch_size=5), full) < 1e-12
-True
+    ```pycon
+    >>> from torchenstein.tensors.accumulation import relative_gradient_error
+    >>> def grads_of(model):
+    ...     return {name: p.grad.clone() for name, p in model.named_parameters()}
+    >>> full = full_batch_gradients(net, mse, x, y)
+    >>> net.zero_grad()
+    >>> for part in micro_batch_slices(10, 5):  # k = 2 equal micro-batches
+    ...     mse(net(x[part]), y[part]).backward()
+    >>> unscaled = grads_of(net)
+    >>> norm = torch.linalg.vector_norm  # the L2 norm, the length of a gradient as one long vector
+    >>> [round((norm(unscaled[name]) / norm(full[name])).item(), 6) for name in full]
+    [2.0, 2.0, 2.0, 2.0]
+    >>> relative_gradient_error(accumulated_gradients(net, mse, x, y, micro_batch_size=5), full) < 1e-12
+    True
 
-```
+    ```
 
-**The $1/k$ average with a ragged tail.** Scaling by $1/k$ is right only when all micro-batches have the
-same size. With sizes 4, 4 and 2, each of the last two samples gets twice the say of any other sample:
+!!! hammer "Dr. Hammer's trap: the $1/k$ average with a ragged tail"
+    Scaling by $1/k$ is right only when all micro-batches have the
+    same size. With sizes 4, 4 and 2, each of the last two samples gets twice the say of any other sample:
 
-```pycon
->>> net.zero_grad()
->>> parts = micro_batch_slices(10, 4)
->>> for part in parts:
-...     (mse(net(x[part]), y[part]) / len(parts)).backward()
->>> relative_gradient_error(grads_of(net), full) > 0.01
-True
->>> relative_gradient_error(accumulated_gradients(net, mse, x, y, micro_batch_size=4), full) < 1e-12
-True
+    ```pycon
+    >>> net.zero_grad()
+    >>> parts = micro_batch_slices(10, 4)
+    >>> for part in parts:
+    ...     (mse(net(x[part]), y[part]) / len(parts)).backward()
+    >>> relative_gradient_error(grads_of(net), full) > 0.01
+    True
+    >>> relative_gradient_error(accumulated_gradients(net, mse, x, y, micro_batch_size=4), full) < 1e-12
+    True
 
-```
+    ```
 
-**Zeroing in the wrong place.** Zero inside the loop and only the last micro-batch survives; never zero
-and the previous step's gradient joins the next. Zero once, at the start of each step (which
-[`accumulated_gradients`][torchenstein.tensors.accumulation.accumulated_gradients] and
-[`accumulation_step`][torchenstein.tensors.accumulation.accumulation_step] do for you):
+!!! hammer "Dr. Hammer's trap: zeroing in the wrong place"
+    Zero inside the loop and only the last micro-batch survives; never zero and the previous step's gradient
+    joins the next. Zero once, at the start of each step (which
+    [`accumulated_gradients`][torchenstein.tensors.accumulation.accumulated_gradients] and
+    [`accumulation_step`][torchenstein.tensors.accumulation.accumulation_step] do for you):
 
-```pycon
->>> for part, weight in zip(parts, micro_batch_weights(10, 4)):
-...     net.zero_grad()  # wrong place
-...     (mse(net(x[part]), y[part]) * weight).backward()
->>> relative_gradient_error(grads_of(net), full) > 0.01
-True
->>> for part, weight in zip(parts, micro_batch_weights(10, 4)):  # and now no zeroing at all
-...     (mse(net(x[part]), y[part]) * weight).backward()
->>> relative_gradient_error(grads_of(net), full) > 0.01
-True
+    ```pycon
+    >>> for part, weight in zip(parts, micro_batch_weights(10, 4)):
+    ...     net.zero_grad()  # wrong place
+    ...     (mse(net(x[part]), y[part]) * weight).backward()
+    >>> relative_gradient_error(grads_of(net), full) > 0.01
+    True
+    >>> for part, weight in zip(parts, micro_batch_weights(10, 4)):  # and now no zeroing at all
+    ...     (mse(net(x[part]), y[part]) * weight).backward()
+    >>> relative_gradient_error(grads_of(net), full) > 0.01
+    True
 
-```
+    ```
 
-**BatchNorm's private statistics.** In train mode BatchNorm normalises each sample with the mean and
-variance *of its own batch*. A micro-batch has different statistics from the full batch, so every
-sample's output, and its gradient, changes: accumulation is *not* the full batch. (It also updates its
-running statistics once per micro-batch, and a micro-batch of one sample makes it raise an error.)
-Eval mode uses the fixed running statistics, and LayerNorm normalises each sample on its own; both
-restore equality:
+!!! hammer "Dr. Hammer's trap: BatchNorm's private statistics"
+    In train mode BatchNorm normalises each sample with the mean and variance *of its own batch*. A
+    micro-batch has different statistics from the full batch, so every sample's output, and its gradient,
+    changes: accumulation is *not* the full batch. (It also updates its running statistics once per
+    micro-batch, and a micro-batch of one sample makes it raise an error.) Eval mode uses the fixed running
+    statistics, and LayerNorm normalises each sample on its own; both restore equality:
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> def normed(norm):
-...     return torch.nn.Sequential(torch.nn.Linear(3, 4), norm, torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
->>> bn_net = normed(torch.nn.BatchNorm1d(4))
->>> bn_twin = copy.deepcopy(bn_net)
->>> acc, whole = accumulated_gradients(bn_net, mse, x, y, 4), full_batch_gradients(bn_twin, mse, x, y)
->>> relative_gradient_error(acc, whole) > 0.01
-True
->>> bn_net[1].num_batches_tracked.item(), bn_twin[1].num_batches_tracked.item()
-(3, 1)
->>> _ = bn_net.eval()
->>> relative_gradient_error(accumulated_gradients(bn_net, mse, x, y, 4), full_batch_gradients(bn_net, mse, x, y)) < 1e-12
-True
->>> ln_net = normed(torch.nn.LayerNorm(4))
->>> relative_gradient_error(accumulated_gradients(ln_net, mse, x, y, 4), full_batch_gradients(ln_net, mse, x, y)) < 1e-12
-True
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> def normed(norm):
+    ...     return torch.nn.Sequential(torch.nn.Linear(3, 4), norm, torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    >>> bn_net = normed(torch.nn.BatchNorm1d(4))
+    >>> bn_twin = copy.deepcopy(bn_net)
+    >>> acc, whole = accumulated_gradients(bn_net, mse, x, y, 4), full_batch_gradients(bn_twin, mse, x, y)
+    >>> relative_gradient_error(acc, whole) > 0.01
+    True
+    >>> bn_net[1].num_batches_tracked.item(), bn_twin[1].num_batches_tracked.item()
+    (3, 1)
+    >>> _ = bn_net.eval()
+    >>> relative_gradient_error(accumulated_gradients(bn_net, mse, x, y, 4), full_batch_gradients(bn_net, mse, x, y)) < 1e-12
+    True
+    >>> ln_net = normed(torch.nn.LayerNorm(4))
+    >>> relative_gradient_error(accumulated_gradients(ln_net, mse, x, y, 4), full_batch_gradients(ln_net, mse, x, y)) < 1e-12
+    True
 
-```
+    ```
 
-**Dropout's different dice.** Dropout draws a fresh random mask at every forward, so the micro-batches
-and the full batch drop different units: two honest samples of the same random gradient, never equal
-ones. (Reseeding before each does not rescue it in general: whether ten rows drawn at once match four,
-four and two rows drawn in turn depends on how the kernel consumes random numbers.) For training this is
-harmless; for an *equality check* switch dropout off with `eval()`:
+!!! hammer "Dr. Hammer's trap: dropout's different dice"
+    Dropout draws a fresh random mask at every forward, so the micro-batches and the full batch drop different
+    units: two honest samples of the same random gradient, never equal ones. (Reseeding before each does not
+    rescue it in general: whether ten rows drawn at once match four, four and two rows drawn in turn depends
+    on how the kernel consumes random numbers.) For training this is harmless; for an *equality check* switch
+    dropout off with `eval()`:
 
-```pycon
->>> dropper = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 1)).double()
->>> relative_gradient_error(accumulated_gradients(dropper, mse, x, y, 4), full_batch_gradients(dropper, mse, x, y)) > 0.01
-True
->>> _ = dropper.eval()
->>> relative_gradient_error(accumulated_gradients(dropper, mse, x, y, 4), full_batch_gradients(dropper, mse, x, y)) < 1e-12
-True
+    ```pycon
+    >>> dropper = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 1)).double()
+    >>> relative_gradient_error(accumulated_gradients(dropper, mse, x, y, 4), full_batch_gradients(dropper, mse, x, y)) > 0.01
+    True
+    >>> _ = dropper.eval()
+    >>> relative_gradient_error(accumulated_gradients(dropper, mse, x, y, 4), full_batch_gradients(dropper, mse, x, y)) < 1e-12
+    True
 
-```
+    ```
 
-**`None` is not zero.** `zero_grad()` sets `.grad` to `None` by default (`set_to_none=True`): it frees the
-memory and the next backward simply writes instead of adding. Code that reads `.grad` between steps
-(logging a norm, clipping by hand) must expect `None`:
+!!! hammer "Dr. Hammer's trap: `None` is not zero"
+    `zero_grad()` sets `.grad` to `None` by default (`set_to_none=True`): it frees the memory and the next
+    backward simply writes instead of adding. Code that reads `.grad` between steps (logging a norm, clipping
+    by hand) must expect `None`:
 
-```pycon
->>> layer = torch.nn.Linear(2, 1)
->>> layer(torch.ones(1, 2)).sum().backward()
->>> layer.zero_grad()
->>> layer.weight.grad is None
-True
->>> layer.weight.grad.norm()
-Traceback (most recent call last):
-...
-AttributeError: 'NoneType' object has no attribute 'norm'
+    ```pycon
+    >>> layer = torch.nn.Linear(2, 1)
+    >>> layer(torch.ones(1, 2)).sum().backward()
+    >>> layer.zero_grad()
+    >>> layer.weight.grad is None
+    True
+    >>> torch.linalg.vector_norm(layer.weight.grad)
+    Traceback (most recent call last):
+    ...
+    TypeError: linalg_vector_norm(): argument 'input' (position 1) must be Tensor, not NoneType
 
-```
+    ```
 
-And optimizers *skip* a parameter whose `.grad` is `None`, while a `.grad` of zeros is a gradient like
-any other: weight decay (and momentum) still move the parameter. A parameter that took no part in this
-step's loss stays put only with `None`:
+    And optimizers *skip* a parameter whose `.grad` is `None`, while a `.grad` of zeros is a gradient like
+    any other: weight decay (and momentum) still move the parameter. A parameter that took no part in this
+    step's loss stays put only with `None`:
 
-```pycon
->>> sgd = torch.optim.SGD(layer.parameters(), lr=0.1, weight_decay=0.5)
->>> before = layer.weight.detach().clone()
->>> sgd.step()  # every .grad is None: nothing moves
->>> torch.equal(layer.weight, before)
-True
->>> layer(torch.ones(1, 2)).sum().backward()
->>> sgd.zero_grad(set_to_none=False)  # the old way: zeros, not None
->>> layer.weight.grad
-tensor([[0., 0.]])
->>> sgd.step()  # a zero gradient, but weight decay still pulls the weight toward 0
->>> torch.equal(layer.weight, before)
-False
+    ```pycon
+    >>> sgd = torch.optim.SGD(layer.parameters(), lr=0.1, weight_decay=0.5)
+    >>> before = layer.weight.detach().clone()
+    >>> sgd.step()  # every .grad is None: nothing moves
+    >>> torch.equal(layer.weight, before)
+    True
+    >>> layer(torch.ones(1, 2)).sum().backward()
+    >>> sgd.zero_grad(set_to_none=False)  # the old way: zeros, not None
+    >>> layer.weight.grad
+    tensor([[0., 0.]])
+    >>> sgd.step()  # a zero gradient, but weight decay still pulls the weight toward 0
+    >>> torch.equal(layer.weight, before)
+    False
 
-```
+    ```
 
 ## Challenges
 
@@ -583,8 +589,8 @@ def accumulation_step(
         >>> layer = torch.nn.Linear(2, 1)
         >>> sgd = torch.optim.SGD(layer.parameters(), lr=0.1)
         >>> loss = accumulation_step(layer, sgd, torch.nn.MSELoss(), torch.randn(6, 2), torch.randn(6, 1), 4)
-        >>> loss.shape, loss.requires_grad
-        (torch.Size([]), False)
+        >>> {"shape": loss.shape, "requires_grad": loss.requires_grad}
+        {'shape': torch.Size([]), 'requires_grad': False}
     """
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")

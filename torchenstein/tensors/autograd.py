@@ -15,7 +15,8 @@ r"""
 - get vector-Jacobian products and whole Jacobians out of a machine built for scalar losses;
 - write a scalar reverse-mode engine from scratch, draw its graph, and prove it equals `torch.autograd`
   on randomly generated expressions;
-- teach PyTorch a new derivative with a custom `torch.autograd.Function`, checked by `gradcheck`.
+- teach PyTorch a new derivative with a custom `torch.autograd.Function`, checked by `gradcheck`, in
+  the torch 2 form that `torch.func.grad` and `torch.vmap` accept.
 
 ## The computational graph
 
@@ -33,10 +34,10 @@ they are stepping stones, and memory is precious. A tensor that does not require
 >>> product = a * b
 >>> product.retain_grad()
 >>> out = product + a.exp()
->>> a.is_leaf, product.is_leaf, out.is_leaf, torch.ones(3).is_leaf
-(True, False, False, True)
->>> a.grad_fn is None, out.grad_fn.name()
-(True, 'AddBackward0')
+>>> {"a": a.is_leaf, "product": product.is_leaf, "out": out.is_leaf, "torch.ones(3)": torch.ones(3).is_leaf}
+{'a': True, 'product': False, 'out': False, 'torch.ones(3)': True}
+>>> a.grad_fn, out.grad_fn.name()
+(None, 'AddBackward0')
 >>> out.backward()
 >>> round(a.grad.item(), 4), b.grad.item(), product.grad.item()  # b + exp(a), a, 1
 (4.3891, 2.0, 1.0)
@@ -92,7 +93,8 @@ the overload). `a` appears twice: the graph is a DAG, and `backward` sums both p
 
 Inside `torch.no_grad()` nothing is recorded: results have no `grad_fn`, but they are ordinary tensors
 that may later enter a recorded computation as constants. `no_grad` forbids nothing; it even *allows*
-something otherwise forbidden: updating a leaf that requires grad in place (the optimiser's trick).
+something otherwise forbidden: updating a leaf that requires grad in place (the optimiser's trick;
+[In-place operations](../elementwise/index.md#in-place-operations) explains why it is forbidden outside).
 `torch.inference_mode()` also skips the bookkeeping autograd would need later (version counters, view
 tracking), so it is a little faster, and what it creates are **inference tensors**: a computation
 recorded afterwards may use them but never save them for backward, and outside the mode they refuse
@@ -104,17 +106,18 @@ in-place changes. A `clone()` made outside the mode is a normal tensor again.
 ...     quiet = w * 2
 >>> with torch.inference_mode():
 ...     frozen = w * 2
->>> quiet.requires_grad, quiet.grad_fn is None, torch.is_inference(quiet), torch.is_inference(frozen)
-(False, True, False, True)
+>>> {"quiet requires grad": quiet.requires_grad, "quiet.grad_fn": quiet.grad_fn,
+...  "quiet is inference": torch.is_inference(quiet), "frozen is inference": torch.is_inference(frozen)}
+{'quiet requires grad': False, 'quiet.grad_fn': None, 'quiet is inference': False, 'frozen is inference': True}
 >>> (w * quiet).sum().backward()  # a no_grad result is just a constant now
 >>> (w * frozen).sum().backward()
 Traceback (most recent call last):
 ...
-RuntimeError: Inference tensors cannot be saved for backward...
+RuntimeError: Inference tensors cannot be saved for backward. Please do not use Tensors created in inference mode in computation tracked by autograd. To work around this, you can make a clone to get a normal tensor and use it in autograd, or use `torch.no_grad()` instead of `torch.inference_mode()`.
 >>> frozen.add_(1)
 Traceback (most recent call last):
 ...
-RuntimeError: Inplace update to inference tensor outside InferenceMode is not allowed...
+RuntimeError: Inplace update to inference tensor outside InferenceMode is not allowed.You can make a clone to get a normal tensor before doing inplace update.See https://github.com/pytorch/rfcs/pull/17 for more details.
 >>> w.add_(1)
 Traceback (most recent call last):
 ...
@@ -133,8 +136,8 @@ $x$ times a constant, and its derivative is just that constant:
 ```pycon
 >>> x = torch.tensor(3.0, requires_grad=True)
 >>> (x * x.detach()).backward()
->>> x.grad.item(), x.detach().data_ptr() == x.data_ptr()  # 3, not 6; and the very same memory
-(3.0, True)
+>>> {"x.grad": x.grad.item(), "detach shares memory": x.detach().data_ptr() == x.data_ptr()}  # 3, not 6
+{'x.grad': 3.0, 'detach shares memory': True}
 
 ```
 
@@ -151,7 +154,7 @@ as soon as it has used them, so a second `backward` through the same graph finds
 >>> y.backward()
 Traceback (most recent call last):
 ...
-RuntimeError: Trying to backward through the graph a second time...
+RuntimeError: Trying to backward through the graph a second time (or directly access saved tensors after they have already been freed). Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward through the graph a second time or if you need to access saved tensors after calling backward.
 >>> x.grad = None
 >>> y = (x * x).sum()
 >>> y.backward(retain_graph=True)
@@ -201,8 +204,10 @@ tensor([[1., 0., 0.],
 ...     return torch.softmax(t, dim=-1) * t.sum()
 >>> x0 = torch.randn(2, 3)
 >>> J = jacobian_by_vjps(f, x0)
->>> J.shape, torch.allclose(J, torch.autograd.functional.jacobian(f, x0))
-(torch.Size([2, 3, 2, 3]), True)
+>>> J.shape
+torch.Size([2, 3, 2, 3])
+>>> torch.allclose(J, torch.autograd.functional.jacobian(f, x0))
+True
 
 ```
 
@@ -271,10 +276,17 @@ Sometimes autograd's derivative of your formula is right on paper and wrong in f
 $\operatorname{softplus}(x) = \ln(1 + e^x)$: at $x = 200$, `exp` overflows in `float32`, the value is
 `inf` and the backward pass multiplies $0 \cdot \infty$ into NaN, although the true derivative
 $\sigma(x) = 1/(1 + e^{-x})$ is simply 1. A custom `torch.autograd.Function` computes the forward pass in
-the stable form $\max(x, 0) + \ln(1 + e^{-|x|})$ and states the derivative itself:
-[`StableSoftplus`][torchenstein.tensors.autograd.StableSoftplus] saves its input with
-`ctx.save_for_backward` and returns $\bar y\,\sigma(x)$; [`softplus`][torchenstein.tensors.autograd.softplus]
-wraps it. `torch.autograd.gradcheck` compares our derivative with finite differences in `float64`:
+the stable form $\max(x, 0) + \ln(1 + e^{-|x|})$ and states the derivative itself.
+[`StableSoftplus`][torchenstein.tensors.autograd.StableSoftplus] is written in the form PyTorch 2
+recommends, in three static methods:
+
+- `forward(input)` only computes, from the inputs alone;
+- `setup_context(ctx, inputs, output)` stores what the backward pass will need, here the input, with
+  `ctx.save_for_backward`;
+- `backward(ctx, grad_output)` returns the vector-Jacobian product, $\bar y\,\sigma(x)$.
+
+[`softplus`][torchenstein.tensors.autograd.softplus] wraps it. `torch.autograd.gradcheck` compares our
+derivative with finite differences in `float64`:
 
 ```pycon
 >>> from torchenstein.tensors.autograd import softplus
@@ -289,13 +301,35 @@ wraps it. `torch.autograd.gradcheck` compares our derivative with finite differe
 >>> stable.detach(), x.grad
 (tensor([  0.0000,   0.6931, 200.0000]), tensor([0.0000, 0.5000, 1.0000]))
 >>> z = torch.randn(6, dtype=torch.float64, requires_grad=True)
->>> torch.autograd.gradcheck(softplus, (z,)), torch.allclose(softplus(z), torch.nn.functional.softplus(z))
-(True, True)
+>>> torch.autograd.gradcheck(softplus, (z,))
+True
+>>> torch.allclose(softplus(z), torch.nn.functional.softplus(z))
+True
 
 ```
 
 Because the backward is written with differentiable torch operations on a saved *input*, it can itself
 be differentiated: second derivatives work too (the tests run `gradgradcheck`).
+
+Why the separate `setup_context`? Older code, and many tutorials, write one `forward(ctx, input)` that
+computes and saves at once. `backward()` still accepts that, but the function transforms of `torch.func`
+(`grad`, `vmap`, `jacrev`, ...) do not: they must run `forward` without a context, and they refuse such
+a Function with "In order to use an autograd.Function with functorch transforms (vmap, grad, jvp,
+jacrev, ...), it must override the setup_context staticmethod". `torch.vmap` needs one thing more: a
+rule for batching. Ours sets `generate_vmap_rule = True`, which lets vmap simply run `forward` and
+`backward` on batched tensors, fine whenever both use only torch operations (the other way is a `vmap`
+static method that batches by hand). So our softplus works under both transforms, and under them nested:
+
+```pycon
+>>> torch.func.grad(lambda t: softplus(t).sum())(torch.tensor([-200.0, 0.0, 200.0]))  # sigmoid(t)
+tensor([0.0000, 0.5000, 1.0000])
+>>> batch = torch.randn(4, 3)
+>>> torch.allclose(torch.vmap(softplus)(batch), torch.nn.functional.softplus(batch))
+True
+>>> torch.vmap(torch.func.grad(softplus))(torch.tensor([-200.0, 0.0, 200.0]))  # one gradient per element
+tensor([0.0000, 0.5000, 1.0000])
+
+```
 
 ## Dr. Hammer's traps
 
@@ -303,41 +337,41 @@ be differentiated: second derivatives work too (the tests run `gradgradcheck`).
     Dr. Hammer never clears his gradients, so each step's `.grad` is the sum of *every* step so far and
     his learning rate quietly grows with time. Clear them before each backward.
 
-```pycon
->>> w = torch.tensor([1.0, -1.0], requires_grad=True)
->>> for step in range(3):
-...     (w ** 2).sum().backward()
->>> w.grad  # three steps' worth
-tensor([ 6., -6.])
->>> for step in range(3):
-...     w.grad = None
-...     (w ** 2).sum().backward()
->>> w.grad
-tensor([ 2., -2.])
+    ```pycon
+    >>> w = torch.tensor([1.0, -1.0], requires_grad=True)
+    >>> for step in range(3):
+    ...     (w ** 2).sum().backward()
+    >>> w.grad  # three steps' worth
+    tensor([ 6., -6.])
+    >>> for step in range(3):
+    ...     w.grad = None
+    ...     (w ** 2).sum().backward()
+    >>> w.grad
+    tensor([ 2., -2.])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: `.item()` and `.numpy()` inside the graph"
     A Python number has no history. Dr. Hammer turns his loss into a float to "clean it up" and wraps it
     back into a tensor: the graph is gone. `.numpy()` refuses even to try. Keep the loss a tensor and
     call `.item()` only to *log* it.
 
-```pycon
->>> w = torch.tensor([1.0, 2.0], requires_grad=True)
->>> torch.tensor(w.sum().item() ** 2).backward()
-Traceback (most recent call last):
-...
-RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn
->>> w.numpy()
-Traceback (most recent call last):
-...
-RuntimeError: Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.
->>> loss = w.sum() ** 2
->>> loss.backward()
->>> w.grad, loss.item()
-(tensor([6., 6.]), 9.0)
+    ```pycon
+    >>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+    >>> torch.tensor(w.sum().item() ** 2).backward()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn
+    >>> w.numpy()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.
+    >>> loss = w.sum() ** 2
+    >>> loss.backward()
+    >>> w.grad, loss.item()
+    (tensor([6., 6.]), 9.0)
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: in-place surgery on a saved tensor, or behind autograd's back"
     `exp` saves its *output* for backward (the derivative of $e^x$ is $e^x$). Change it in place and
@@ -345,72 +379,73 @@ RuntimeError: Can't call numpy() on Tensor that requires grad. Use tensor.detach
     Dr. Hammer's workaround, `.data`, is the old back door: the same memory, invisible to the version
     counter, so `backward` *silently* returns garbage. Make a new tensor instead: `y = y + 1`.
 
-```pycon
->>> x = torch.tensor([0.0, 1.0], requires_grad=True)
->>> y = x.exp()
->>> _ = y.add_(1)
->>> y.sum().backward()
-Traceback (most recent call last):
-...
-RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation...
->>> y = x.exp()
->>> _ = y.data.zero_()
->>> y.sum().backward()
->>> x.grad  # should be exp(x) = [1.0, 2.7183]
-tensor([0., 0.])
->>> x.grad = None
->>> y = x.exp()
->>> y = y + 1
->>> y.sum().backward()
->>> torch.allclose(x.grad, x.exp())
-True
+    ```pycon
+    >>> x = torch.tensor([0.0, 1.0], requires_grad=True)
+    >>> y = x.exp()
+    >>> _ = y.add_(1)
+    >>> y.sum().backward()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: [torch.FloatTensor [2]], which is output 0 of Exp..., is at version 1; expected version 0 instead. Hint: enable anomaly detection to find the operation that failed to compute its gradient, with torch.autograd.set_detect_anomaly(True...).
+    >>> y = x.exp()
+    >>> _ = y.data.zero_()
+    >>> y.sum().backward()
+    >>> x.grad  # should be exp(x) = [1.0, 2.7183]
+    tensor([0., 0.])
+    >>> x.grad = None
+    >>> y = x.exp()
+    >>> y = y + 1
+    >>> y.sum().backward()
+    >>> torch.allclose(x.grad, x.exp())
+    True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: `requires_grad` in the wrong place"
     Dr. Hammer scales his weights *after* asking for gradients, so his `w` is a non-leaf, the product of
     a leaf he no longer holds, and `w.grad` stays `None` (PyTorch even warns him). Setting
     `requires_grad` after the loss is computed is too late as well: nothing was recorded.
 
-```pycon
->>> import warnings
->>> w = torch.ones(3, requires_grad=True) * 0.01
->>> (w ** 2).sum().backward()
->>> with warnings.catch_warnings(record=True) as caught:
-...     warnings.simplefilter("always")
-...     print(w.is_leaf, w.grad, "not a leaf" in str(caught[0].message) if caught else "no warning")
-False None True
->>> v = torch.ones(3)
->>> loss = (v ** 2).sum()
->>> _ = v.requires_grad_()  # too late: the loss was computed without it
->>> loss.backward()
-Traceback (most recent call last):
-...
-RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn
->>> w = (torch.ones(3) * 0.01).requires_grad_()  # scale first, then make it a leaf
->>> (w ** 2).sum().backward()
->>> w.is_leaf, w.grad
-(True, tensor([0.0200, 0.0200, 0.0200]))
+    ```pycon
+    >>> import warnings
+    >>> w = torch.ones(3, requires_grad=True) * 0.01
+    >>> (w ** 2).sum().backward()
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     grad = w.grad
+    >>> print(f"leaf: {w.is_leaf}, grad: {grad}, warned: {any('not a leaf' in str(c.message) for c in caught)}")
+    leaf: False, grad: None, warned: True
+    >>> v = torch.ones(3)
+    >>> loss = (v ** 2).sum()
+    >>> _ = v.requires_grad_()  # too late: the loss was computed without it
+    >>> loss.backward()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn
+    >>> w = (torch.ones(3) * 0.01).requires_grad_()  # scale first, then make it a leaf
+    >>> (w ** 2).sum().backward()
+    >>> {"leaf": w.is_leaf, "grad": w.grad}
+    {'leaf': True, 'grad': tensor([0.0200, 0.0200, 0.0200])}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: evaluating without the ghost, then asking it for gradients"
     Dr. Hammer computes his loss under `torch.no_grad()`, where validation belongs, and then trains on
     it. Nothing was recorded, so there is nothing to differentiate: compute a training loss outside.
 
-```pycon
->>> layer = torch.nn.Linear(3, 1)
->>> with torch.no_grad():
-...     loss = layer(torch.ones(2, 3)).pow(2).mean()
->>> loss.backward()
-Traceback (most recent call last):
-...
-RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn
->>> layer(torch.ones(2, 3)).pow(2).mean().backward()
->>> layer.weight.grad.shape
-torch.Size([1, 3])
+    ```pycon
+    >>> layer = torch.nn.Linear(3, 1)
+    >>> with torch.no_grad():
+    ...     loss = layer(torch.ones(2, 3)).pow(2).mean()
+    >>> loss.backward()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn
+    >>> layer(torch.ones(2, 3)).pow(2).mean().backward()
+    >>> layer.weight.grad.shape
+    torch.Size([1, 3])
 
-```
+    ```
 
 ## Challenges
 
@@ -825,21 +860,36 @@ def plot_graph(*, root: Value | None = None, width: float = 10.0, height: float 
 class StableSoftplus(torch.autograd.Function):
     r"""Softplus $\ln(1 + e^x)$ with a stable forward pass and a hand-written derivative $\sigma(x)$.
 
-    Call it through `softplus`, or as ``StableSoftplus.apply(input)``.
+    Call it through `softplus`, or as ``StableSoftplus.apply(input)``. Written in the torch 2 form
+    (``forward`` without ``ctx``, plus ``setup_context``), so `torch.func.grad` and `torch.vmap` accept it.
     """
 
+    # Both forward and backward use only torch operations, so vmap may batch the Function by running
+    # them on batched tensors: no hand-written batching rule is needed.
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, input: torch.Tensor) -> torch.Tensor:
-        r"""Compute $\max(x, 0) + \ln(1 + e^{-|x|})$ and save the input for `backward`.
+    def forward(input: torch.Tensor) -> torch.Tensor:
+        r"""Compute $\max(x, 0) + \ln(1 + e^{-|x|})$.
 
         Args:
-            ctx: the context that carries saved tensors to `backward`.
             input: a floating-point tensor.
         """
         # Autograd records nothing inside forward: the graph gets one node, ours. Since e^{-|x|} lies in
         # (0, 1], exp cannot overflow, and log1p keeps the digits of 1 + (something tiny).
-        ctx.save_for_backward(input)
         return input.clamp(min=0) + torch.log1p(torch.exp(-input.abs()))
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        """Save the input for `backward`: the derivative of softplus is the sigmoid of the input.
+
+        Args:
+            ctx: the context that carries saved tensors to `backward`.
+            inputs: the arguments ``forward`` was called with.
+            output: what ``forward`` returned.
+        """
+        (input,) = inputs
+        ctx.save_for_backward(input)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:

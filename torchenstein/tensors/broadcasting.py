@@ -98,8 +98,8 @@ their storages are the original ones, not one byte larger:
 (12, 16)
 >>> a_wide.untyped_storage().data_ptr() == a.untyped_storage().data_ptr()
 True
->>> torch.equal(a + b, a_wide + b_wide), (a + b).stride()
-(True, (4, 1))
+>>> {"same sum": torch.equal(a + b, a_wide + b_wide), "stride of the sum": (a + b).stride()}
+{'same sum': True, 'stride of the sum': (4, 1)}
 
 ```
 
@@ -139,7 +139,7 @@ ValueError: shapes (2, 1) and (8, 4, 3) cannot be broadcast: at dimension -2 (co
 >>> torch.broadcast_shapes((2, 1), (8, 4, 3))
 Traceback (most recent call last):
 ...
-RuntimeError: ...
+RuntimeError: Attempting to broadcast a dimension of length 4 at -2! Mismatching argument at index 1 had (8, 4, 3); but expected shape should be broadcastable to [1, 2, 3]
 
 ```
 
@@ -246,8 +246,8 @@ the *columns*, silently: see the second trap below.
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     loss = F.mse_loss(pred, target)
-    >>> round(loss.item(), 4), "different to the input size" in str(caught[0].message)
-    (1.3333, True)
+    >>> {"loss": round(loss.item(), 4), "warned": "different to the input size" in str(caught[0].message)}
+    {'loss': 1.3333, 'warned': True}
     >>> assert pred.squeeze(-1).shape == target.shape
 
     ```
@@ -323,7 +323,9 @@ the *columns*, silently: see the second trap below.
 2. **Rows of unit length.** Write `l2_normalize_rows(input, eps=1e-12)`: divide every row (the last
    dimension) by its L2 norm, or by `eps` when the norm is smaller, like
    `torch.nn.functional.normalize(input, dim=-1)`. A row of zeros stays zeros. Square inputs will be
-   tested, so mind your `keepdim`.
+   tested, so mind your `keepdim`. (The L2 norm of a vector is $\sqrt{\sum_i x_i^2}$, its length;
+   compute it with `torch.linalg.vector_norm(input, dim=-1, keepdim=True)`. The older `Tensor.norm` and
+   `torch.norm` are deprecated, and this course uses `torch.linalg.vector_norm` throughout.)
 
 Check yours with `check_pairwise_squared_distances(my_function)` and `check_l2_normalize_rows(my_function)`,
 or put them in a file and run `python -m torchenstein.challenges my_attempts.py`. The Professor's answers
@@ -542,7 +544,7 @@ def l2_normalize_rows(input: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps!r}")
     # keepdim leaves the norms as a column, (..., 1), which broadcasts across each row.
-    norms = input.norm(dim=-1, keepdim=True).clamp_min(eps)  # (..., 1)
+    norms = torch.linalg.vector_norm(input, dim=-1, keepdim=True).clamp_min(eps)  # (..., 1)
     return input / norms
 
 

@@ -83,6 +83,24 @@ shape=(2, 3) dtype=torch.float64 device=cpu requires_grad=False
 
 ```
 
+It copies one thing more, which the birth certificate does not show: the *memory layout*. By default
+(`memory_format=torch.preserve_format`) a `_like` tensor keeps the strides of an input that fills its
+memory without gaps, so the transpose of a matrix, or an image batch stored channels-last (a layout GPU
+convolutions often run faster in), gets a twin laid out the same way; an input with gaps, such as
+`x[:, ::2]`, gets plain row-major order, which `memory_format=torch.contiguous_format` asks for always.
+(Strides are the step sizes through memory; the lesson [Tensor metamorphosis](../metamorphosis/index.md)
+takes them apart.)
+
+```pycon
+>>> t = torch.ones(2, 3).t()  # a transposed view: shape (3, 2), column by column in memory
+>>> t.stride(), torch.zeros_like(t).stride(), torch.zeros_like(t, memory_format=torch.contiguous_format).stride()
+((1, 3), (1, 3), (2, 1))
+>>> images = torch.ones(8, 3, 4, 4).to(memory_format=torch.channels_last)
+>>> torch.randn_like(images).is_contiguous(memory_format=torch.channels_last)
+True
+
+```
+
 ## Ranges: `arange` and `linspace`
 
 `torch.arange(start, end, step)` walks from `start` towards `end` in steps of `step` and stops *before*
@@ -124,11 +142,36 @@ ValueError: step must be nonzero, got step=0
 
 ```
 
-Why `assert_close` and not `torch.equal` for floats? Our versions compute in `float64` and round once
-at the end; PyTorch's CPU kernels compute some elements in the output dtype, several at a time. The
-results agree to the last bit or two, not always to every bit. For integer `linspace`, both truncate a
-floating-point value toward zero, and where that value sits a hair from a whole number the two may land
-on neighbouring integers. The tests in `tests/test_creation.py` prove all of this on many random arguments.
+Integer dtypes hide two surprises, and ours reproduces both. Given float bounds, `arange` walks from the
+truncated `start` in truncated steps, but PyTorch counts the *length* differently by width: `int64`
+counts it from the truncated bounds, every narrower integer dtype from the bounds as given, in double
+precision, like the float dtypes. And `linspace` converts each endpoint to the dtype first, so for
+`uint8` a negative int wraps around: `-1` becomes 255, and the range counts *down* from there. (A
+float endpoint the dtype cannot hold, such as `-0.5` for `uint8`, is refused by both.)
+
+```pycon
+>>> for dtype in (torch.int64, torch.int32, torch.uint8):
+...     ours = arange(0, 5.5, dtype=dtype)
+...     print(f"{str(dtype):12} {ours.tolist()}  same as torch: {torch.equal(ours, torch.arange(0, 5.5, dtype=dtype))}")
+torch.int64  [0, 1, 2, 3, 4]  same as torch: True
+torch.int32  [0, 1, 2, 3, 4, 5]  same as torch: True
+torch.uint8  [0, 1, 2, 3, 4, 5]  same as torch: True
+>>> linspace(-1, 47, 5, dtype=torch.uint8)
+tensor([255, 203, 151,  99,  47], dtype=torch.uint8)
+>>> torch.equal(linspace(-1, 47, 5, dtype=torch.uint8), torch.linspace(-1, 47, 5, dtype=torch.uint8))
+True
+
+```
+
+**Where it differs from PyTorch.** Our versions compute in `float64` and round once at the end;
+PyTorch's CPU kernels compute some elements in the output dtype, several at a time. So for floats the
+results agree to the last bit or two (a few steps of the dtype's resolution in `float16` and `bfloat16`),
+not always to every bit: hence `assert_close`, not `torch.equal`. For integer `linspace`, both truncate
+a floating-point value toward zero, and where that value sits a hair from a whole number the two may
+land on neighbouring integers. An integer `arange` whose step truncates to 0 (`step=0.5` with
+`dtype=torch.int32`) is refused by ours; PyTorch refuses it for `int64` but, in torch 2.13, returns a row
+of equal numbers for the narrower dtypes. The tests in `tests/test_creation.py` pin each of these on many
+random arguments, in every real dtype.
 
 ## Random tensors and a private generator
 
@@ -144,8 +187,8 @@ private `torch.Generator` gives one piece of code its own reproducible stream.
 >>> torch.equal(first, torch.randn(3, generator=g))
 True
 >>> dice = torch.randint(1, 7, (1000,), generator=g)
->>> dice.dtype, bool(dice.min() >= 1), bool(dice.max() <= 6)
-(torch.int64, True, True)
+>>> {"dtype": dice.dtype, "lowest": dice.min().item(), "highest": dice.max().item()}
+{'dtype': torch.int64, 'lowest': 1, 'highest': 6}
 
 ```
 
@@ -177,93 +220,100 @@ array([5., 6., 0.])
 
 Dr. Rudolf Hammer never reads a birth certificate. Here is what that costs him.
 
-**The arange that overshoots.** With a float step, the length is computed in floating point, where
-`(1.3 - 1) / 0.1` lands a hair above 3, so the ceiling rounds up one step too far and the "excluded" end
-appears. Fix: when you know how many points you want, say so with `linspace`; or step over integers and scale.
+!!! hammer "Dr. Hammer's trap: the arange that overshoots"
+    With a float step, the length is computed in floating point, where `(1.3 - 1) / 0.1` lands a hair above 3,
+    so the ceiling rounds up one step too far and the "excluded" end appears. Fix: when you know how many
+    points you want, say so with `linspace`; or step over integers and scale.
 
-```pycon
->>> (1.3 - 1) / 0.1
-3.0000000000000004
->>> torch.arange(1, 1.3, 0.1)
-tensor([1.0000, 1.1000, 1.2000, 1.3000])
->>> torch.linspace(1, 1.2, 3)
-tensor([1.0000, 1.1000, 1.2000])
->>> torch.arange(10, 13) / 10
-tensor([1.0000, 1.1000, 1.2000])
+    ```pycon
+    >>> (1.3 - 1) / 0.1
+    3.0000000000000004
+    >>> torch.arange(1, 1.3, 0.1)
+    tensor([1.0000, 1.1000, 1.2000, 1.3000])
+    >>> torch.linspace(1, 1.2, 3)
+    tensor([1.0000, 1.1000, 1.2000])
+    >>> torch.arange(10, 13) / 10
+    tensor([1.0000, 1.1000, 1.2000])
 
-```
+    ```
 
-**The integer that would not average.** Python ints give an `int64` tensor, which refuses to average and
-silently truncates any fraction you store in it:
+!!! hammer "Dr. Hammer's trap: the integer that would not average"
+    Python ints give an `int64` tensor, which refuses to average and silently truncates any fraction you store
+    in it:
 
-```pycon
->>> scores = torch.tensor([1, 2, 4])
->>> scores.mean()
-Traceback (most recent call last):
-...
-RuntimeError: mean(): could not infer output dtype...
->>> scores[0] = 0.7
->>> scores
-tensor([0, 2, 4])
->>> torch.tensor([1, 2, 4], dtype=torch.float32).mean()
-tensor(2.3333)
+    ```pycon
+    >>> scores = torch.tensor([1, 2, 4])
+    >>> scores.mean()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: Long
+    >>> scores[0] = 0.7
+    >>> scores
+    tensor([0, 2, 4])
+    >>> torch.tensor([1, 2, 4], dtype=torch.float32).mean()
+    tensor(2.3333)
 
-```
+    ```
 
-**NumPy's float64 meets PyTorch's float32.** Arrays arrive as `float64`, weights are `float32`:
+!!! hammer "Dr. Hammer's trap: NumPy's float64 meets PyTorch's float32"
+    Arrays arrive as `float64`, weights are `float32`:
 
-```pycon
->>> weights = torch.ones(1, 2)
->>> weights @ torch.from_numpy(np.ones((2, 1)))
-Traceback (most recent call last):
-...
-RuntimeError: ...
->>> weights @ torch.from_numpy(np.ones((2, 1))).float()
-tensor([[2.]])
+    ```pycon
+    >>> weights = torch.ones(1, 2)
+    >>> weights @ torch.from_numpy(np.ones((2, 1)))
+    Traceback (most recent call last):
+    ...
+    RuntimeError: expected m1 and m2 to have the same dtype, but got: float != double
+    >>> weights @ torch.from_numpy(np.ones((2, 1))).float()
+    tensor([[2.]])
 
-```
+    ```
 
-**A list of tensors is not a tensor.** `torch.tensor` wants numbers, not tensors with several elements:
+!!! hammer "Dr. Hammer's trap: a list of tensors is not a tensor"
+    `torch.tensor` wants numbers, not tensors with several elements:
 
-```pycon
->>> rows = [torch.zeros(2), torch.ones(2)]
->>> torch.tensor(rows)
-Traceback (most recent call last):
-...
-ValueError: only one element tensors can be converted to Python scalars
->>> torch.stack(rows)
-tensor([[0., 0.],
-        [1., 1.]])
+    ```pycon
+    >>> rows = [torch.zeros(2), torch.ones(2)]
+    >>> torch.tensor(rows)
+    Traceback (most recent call last):
+    ...
+    ValueError: only one element tensors can be converted to Python scalars
+    >>> torch.stack(rows)
+    tensor([[0., 0.],
+            [1., 1.]])
 
-```
+    ```
 
-**The shared-memory surprise.** Hammer normalises his NumPy data in place *after* making a "copy" with
-`from_numpy`; his tensor changes under his feet. If you need a snapshot, copy:
+!!! hammer "Dr. Hammer's trap: the shared-memory surprise"
+    Hammer normalises his NumPy data in place *after* making a "copy" with `from_numpy`; his tensor changes
+    under his feet. If you need a snapshot, copy:
 
-```pycon
->>> data = np.array([2.0, 4.0])
->>> snapshot, alias = torch.tensor(data), torch.from_numpy(data)
->>> data /= 2
->>> snapshot, alias
-(tensor([2., 4.], dtype=torch.float64), tensor([1., 2.], dtype=torch.float64))
+    ```pycon
+    >>> data = np.array([2.0, 4.0])
+    >>> snapshot, alias = torch.tensor(data), torch.from_numpy(data)
+    >>> data /= 2
+    >>> snapshot, alias
+    (tensor([2., 4.], dtype=torch.float64), tensor([1., 2.], dtype=torch.float64))
 
-```
+    ```
 
-**Reading `empty`.** Summing a fresh `torch.empty` sums garbage: a different answer on another run or
-machine, perhaps `nan` (so no doctest can show it). If you need zeros, ask for `torch.zeros`; if you use
-`empty`, write every element first, for instance with `torch.empty(3).fill_(2.0)`.
+!!! hammer "Dr. Hammer's trap: reading `empty`"
+    Summing a fresh `torch.empty` sums garbage: a different answer on another run or machine, perhaps `nan`
+    (so no doctest can show it). If you need zeros, ask for `torch.zeros`; if you use `empty`, write every
+    element first, for instance with `torch.empty(3).fill_(2.0)`.
 
-**`item` on many.** `item()` works only for a tensor with exactly one element:
+!!! hammer "Dr. Hammer's trap: `item` on many"
+    `item()` works only for a tensor with exactly one element:
 
-```pycon
->>> torch.tensor([1.0, 2.0]).item()
-Traceback (most recent call last):
-...
-RuntimeError: a Tensor with 2 elements cannot be converted to Scalar
->>> torch.tensor([1.0, 2.0]).tolist()
-[1.0, 2.0]
+    ```pycon
+    >>> torch.tensor([1.0, 2.0]).item()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: a Tensor with 2 elements cannot be converted to Scalar
+    >>> torch.tensor([1.0, 2.0]).tolist()
+    [1.0, 2.0]
 
-```
+    ```
 
 ## Challenges
 
@@ -320,26 +370,6 @@ def birth_certificate(tensor: torch.Tensor) -> str:
     return f"shape={shape} dtype={tensor.dtype} device={device} requires_grad={tensor.requires_grad}"
 
 
-# A bool is an int to Python, but `start=True` is almost certainly a mistake, so the checks refuse it.
-def _check_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be an int or a float, got {type(value).__name__} {value!r}")
-
-
-def _check_size(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {name}={value}")
-
-
-def _check_dtype(dtype: object, allow_bool: bool = False) -> None:
-    if not isinstance(dtype, torch.dtype):
-        raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
-    if dtype.is_complex or (dtype == torch.bool and not allow_bool):
-        raise TypeError(f"dtype must be a real floating point or integer dtype, got {dtype}")
-
-
 def _index(n: int) -> torch.Tensor:
     # The one primitive everything here is built on: summing a row of ones cumulatively counts
     # 1, 2, ..., n, and subtracting one gives the indices 0, 1, ..., n - 1. Shape (n,), int64, on the CPU.
@@ -356,51 +386,42 @@ def arange(
         end: the bound that is never reached.
         step: the gap between neighbours; negative to count down, never zero.
         dtype: the result's dtype; ``None`` gives ``int64`` for all-int arguments and the default float
-            dtype otherwise. With an integer dtype the arguments are truncated toward zero first.
+            dtype otherwise. With an integer dtype the values walk from ``start`` in steps of ``step``, both
+            truncated toward zero.
         device: where the result lives.
 
     Returns:
-        A 1-D tensor of $\lceil (\text{end} - \text{start}) / \text{step} \rceil$ elements.
+        A 1-D tensor of $\lceil (\text{end} - \text{start}) / \text{step} \rceil$ elements, computed in double
+        precision from the arguments as given; only ``int64`` counts from the truncated arguments instead.
 
     Raises:
         TypeError: if an argument is not a number or ``dtype`` is not a real dtype.
-        ValueError: if ``step`` is zero, ``start`` or ``end`` is not finite, or ``step`` points away from ``end``.
+        ValueError: if ``step`` is zero (or truncates to zero for an integer dtype), ``start`` or ``end`` is
+            not finite, or ``step`` points away from ``end``.
 
     Examples:
         >>> torch.equal(arange(2, -7, -2), torch.arange(2, -7, -2))
         True
+        >>> arange(0, 5.5, dtype=torch.int32), arange(0, 5.5, dtype=torch.int64)
+        (tensor([0, 1, 2, 3, 4, 5], dtype=torch.int32), tensor([0, 1, 2, 3, 4]))
     """
     # `arange(5)` means `arange(0, 5)`: a single number is the end, not the start.
     if end is None:
         start, end = 0, start
-    for name, value in (("start", start), ("end", end), ("step", step)):
-        _check_number(name, value)
-    if dtype is None:
-        dtype = torch.get_default_dtype() if any(isinstance(v, float) for v in (start, end, step)) else torch.int64
-    _check_dtype(dtype)
-    if not (math.isfinite(start) and math.isfinite(end)):
-        raise ValueError(f"start and end must be finite, got start={start}, end={end}")
-    # For `int64` PyTorch first turns the arguments into integers by truncating toward zero, so
-    # `arange(0, 5.9, dtype=torch.int64)` stops at 4 and a step of 0.5 becomes 0. We do so for every integer
-    # dtype (PyTorch's narrower integer dtypes count the length from the untruncated arguments instead).
+    dtype = _arange_dtype(start, end, step, dtype)
     if dtype.is_floating_point:
-        start, end, step = float(start), float(end), float(step)
-    elif not math.isfinite(step):
-        raise ValueError(f"step must be finite for an integer dtype, got step={step}")
+        # ceil((end - start) / step) in double precision, as in PyTorch: that is why a float step can
+        # overshoot (see Dr. Hammer's traps). Each value is start + i * step in float64, rounded once.
+        size = math.ceil((end - start) / step)
+        values = start + step * _index(size).to(torch.float64)
     else:
-        start, end, step = int(start), int(end), int(step)
-    # Written as "not (> 0 or < 0)" so that a `nan` step is refused too.
-    if not (step > 0 or step < 0):
-        raise ValueError(f"step must be nonzero, got step={step}")
-    if not ((step > 0 and end >= start) or (step < 0 and end <= start)):
-        raise ValueError(f"step={step} points away from end: cannot walk from start={start} to end={end}")
-    # The length is ceil((end - start) / step), in double precision for floats as in PyTorch (which is why a float
-    # step can overshoot: see Dr. Hammer's traps) and as the exact integer ceiling -((start - end) // step) otherwise.
-    size = math.ceil((end - start) / step) if dtype.is_floating_point else -((start - end) // step)
-    i = _index(size)  # (size,)
-    # Each element is start + i * step, computed on the CPU in float64 (or exact int64), then rounded once to
-    # `dtype` and moved to `device` in a single step.
-    values = start + step * i.to(torch.float64) if dtype.is_floating_point else start + step * i
+        # Integer dtypes walk from the truncated start in truncated steps, exactly, in int64. PyTorch's
+        # length rule differs by width: int64 counts ceil((end - start) / step) on the truncated integers,
+        # the narrower integer dtypes count it from the untruncated arguments, like the float dtypes.
+        first, stride = int(start), int(step)
+        size = -((first - int(end)) // stride) if dtype == torch.int64 else math.ceil((end - start) / step)
+        values = first + stride * _index(size)
+    # One conversion to `dtype` (int64 wraps into a narrower integer type, as in PyTorch) and one move.
     return values.to(dtype=dtype, device=device)
 
 
@@ -420,22 +441,25 @@ def linspace(start: float, end: float, steps: int, *, dtype: torch.dtype | None 
 
     Raises:
         TypeError: if ``start`` or ``end`` is not a number, ``steps`` not an int or ``dtype`` not a real dtype.
-        ValueError: if ``steps`` is negative.
+        ValueError: if ``steps`` is negative, or ``start`` or ``end`` does not fit ``dtype`` (where PyTorch
+            raises "value cannot be converted ... without overflow").
 
     Examples:
         >>> linspace(0, 10, 6)
         tensor([ 0.,  2.,  4.,  6.,  8., 10.])
         >>> linspace(0, 10, 4, dtype=torch.int64)
         tensor([ 0,  3,  6, 10])
+        >>> linspace(-0.5, 10, 4, dtype=torch.uint8)
+        Traceback (most recent call last):
+        ...
+        ValueError: start=-0.5 does not fit torch.uint8: a float endpoint must lie in [0, 255]
     """
-    _check_number("start", start)
-    _check_number("end", end)
     _check_size("steps", steps)
     dtype = torch.get_default_dtype() if dtype is None else dtype
     _check_dtype(dtype)
-    # With an integer dtype PyTorch truncates start and end toward zero before anything else.
-    start, end = (start, end) if dtype.is_floating_point else (int(start), int(end))
-    start, end = float(start), float(end)
+    # Each endpoint is first converted to `dtype`, as PyTorch converts it: checked against the dtype's
+    # range, then, for an integer dtype, truncated toward zero (and a negative int wrapped into uint8).
+    start, end = _linspace_endpoint("start", start, dtype), _linspace_endpoint("end", end, dtype)
     # A single point has no spacing; PyTorch puts it at `start`.
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     i = _index(steps).to(torch.float64)  # (steps,)
@@ -599,3 +623,65 @@ def check_anti_identity(candidate) -> None:
             want_dtype = torch.get_default_dtype() if dtype is None else dtype
             _expect_board(f"anti_identity({n}, dtype={dtype})", got, (n, n), want_dtype, want)
     _expect_value_error(candidate, -1)
+
+
+# The argument checks of the factories above, kept here so that each factory reads as its idea.
+# A bool is an int to Python, but `start=True` is almost certainly a mistake, so the checks refuse it.
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be an int or a float, got {type(value).__name__} {value!r}")
+
+
+def _check_size(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {name}={value}")
+
+
+def _check_dtype(dtype: object, allow_bool: bool = False) -> None:
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {dtype!r}")
+    if dtype.is_complex or (dtype == torch.bool and not allow_bool):
+        raise TypeError(f"dtype must be a real floating point or integer dtype, got {dtype}")
+
+
+def _arange_dtype(start: object, end: object, step: object, dtype: object) -> torch.dtype:
+    # Checks arange's arguments as PyTorch does (in double precision, before any truncation) and returns
+    # the dtype of the result.
+    for name, value in (("start", start), ("end", end), ("step", step)):
+        _check_number(name, value)
+    if dtype is None:
+        dtype = torch.get_default_dtype() if any(isinstance(v, float) for v in (start, end, step)) else torch.int64
+    _check_dtype(dtype)
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise ValueError(f"start and end must be finite, got start={start}, end={end}")
+    # Written as "not (> 0 or < 0)" so that a `nan` step is refused too.
+    if not (step > 0 or step < 0):
+        raise ValueError(f"step must be nonzero, got step={step}")
+    if not ((step > 0 and end >= start) or (step < 0 and end <= start)):
+        raise ValueError(f"step={step} points away from end: cannot walk from start={start} to end={end}")
+    if not dtype.is_floating_point and not math.isfinite(step):
+        raise ValueError(f"step must be finite for an integer dtype, got step={step}")
+    # Where it differs from PyTorch: a step that truncates to 0 for an integer dtype. PyTorch refuses it
+    # for int64; for the narrower integer dtypes torch 2.13 returns a row of identical values instead.
+    if not dtype.is_floating_point and int(step) == 0:
+        raise ValueError(f"step must be nonzero, got step={step}, which truncates to 0 for {dtype}")
+    return dtype
+
+
+def _linspace_endpoint(name: str, value: object, dtype: torch.dtype) -> float:
+    # PyTorch converts each endpoint to `dtype` with an overflow check: a float must lie in the dtype's
+    # range (infinities and NaN pass for float dtypes), an int too, except that uint8 lets a negative int
+    # down to -255 wrap around (-1 becomes 255). For an integer dtype, the value is then truncated.
+    _check_number(name, value)
+    info = torch.finfo(dtype) if dtype.is_floating_point else torch.iinfo(dtype)
+    low = -info.max if isinstance(value, int) and not dtype.is_signed else info.min
+    finite = isinstance(value, int) or math.isfinite(value)
+    fits = (not finite or info.min <= value <= info.max) if dtype.is_floating_point else finite and low <= value <= info.max
+    if not fits:
+        kind = "an int" if isinstance(value, int) else "a float"
+        raise ValueError(f"{name}={value!r} does not fit {dtype}: {kind} endpoint must lie in [{low}, {info.max}]")
+    if dtype.is_floating_point:
+        return float(value)
+    return float(int(value) % 256 if dtype == torch.uint8 else int(value))

@@ -127,17 +127,26 @@ tensor([65504.,    inf], dtype=torch.float16)
 
 Since `bfloat16` is the top 16 bits of a `float32`, converting means dropping the low 16 bits, rounding
 to nearest with ties to even. [`round_to_bfloat16`][torchenstein.tensors.dtypes.round_to_bfloat16] does
-exactly that on the bits and matches `x.to(torch.bfloat16)`:
+exactly that on the bits and matches `x.to(torch.bfloat16)` bit for bit on every number, infinities,
+subnormals and signed zeros included:
 
 ```pycon
 >>> from torchenstein.tensors.dtypes import round_to_bfloat16
->>> x = torch.tensor([3.14159265, 1.00390625, 1.01171875, -1e-40, 3.4e38])
+>>> x = torch.tensor([3.14159265, 1.00390625, 1.01171875, -1e-40, 3.4e38, -0.0, float("inf")])
 >>> torch.equal(round_to_bfloat16(x).view(torch.int16), x.to(torch.bfloat16).view(torch.int16))
 True
 >>> round_to_bfloat16(x)[:3].tolist()  # 1 + 2**-8 ties down to even, 1 + 3 * 2**-8 ties up
 [3.140625, 1.0, 1.015625]
+>>> nan = torch.tensor([float("nan")] * 3)
+>>> {"ours is NaN": round_to_bfloat16(nan).isnan().all().item(), "PyTorch's is NaN": nan.bfloat16().isnan().all().item()}
+{'ours is NaN': True, "PyTorch's is NaN": True}
 
 ```
+
+**Where it differs from PyTorch: the bits of NaN.** A NaN maps to a NaN, but which of the many NaN bit
+patterns (the *payload*) comes out is the platform's business: PyTorch's scalar code writes `0x7FC0`, its
+vectorised CPU kernels may write `0xFFFF`, depending on the machine and even on the tensor's length. Ours
+always writes the quiet NaN `0x7FC0`, so compare NaN-ness, never NaN bits.
 
 ## Integers and booleans
 
@@ -240,21 +249,29 @@ True
 >>> x.to(x.device) is x  # already there: no copy
 True
 >>> layer = torch.nn.Linear(3, 2).to(device)
->>> {p.device.type for p in layer.parameters()} == {device.type}, layer(x).shape
-(True, torch.Size([4, 2]))
+>>> {"parameters moved": {p.device.type for p in layer.parameters()} == {device.type}, "output": layer(x).shape}
+{'parameters moved': True, 'output': torch.Size([4, 2])}
 
 ```
 
-Mixing devices in one operation is an error. The `meta` device (shapes and dtypes, no data) exists on
-every machine, so it shows the error here exactly as a GPU would. A zero-dimensional CPU tensor is the
-exception: like a Python scalar, it may join a tensor on any device.
+Mixing devices in one operation is an error. On a machine with a GPU, `cuda_tensor + cpu_tensor` raises
+
+    RuntimeError: Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!
+
+This page must run on every machine, so it mixes in the `meta` device instead (shapes and dtypes, no
+data), which exists everywhere. Meta enforces the same rule in its own words, and less thoroughly: an
+element-wise operation refuses, but a matmul of a meta tensor with a CPU tensor goes through, shapes
+only. So meta is a dress rehearsal, not the GPU's error. A zero-dimensional CPU tensor is the exception
+on every device: like a Python scalar, it may join a tensor anywhere.
 
 ```pycon
 >>> ghost = torch.ones(2, device="meta")
 >>> ghost + torch.ones(2)
 Traceback (most recent call last):
 ...
-RuntimeError: ...device...
+RuntimeError: Tensor on device cpu is not on the expected device meta!
+>>> (ghost @ torch.ones(2, 2)).device  # no error on meta
+device(type='meta')
 >>> (ghost + torch.tensor(1.0)).device
 device(type='meta')
 
@@ -262,75 +279,83 @@ device(type='meta')
 
 ## Dr. Hammer's traps
 
-**The stalled sum.** Dr. Hammer logs his loss by adding float16 numbers one at a time. Above 2048,
-float16 holds only even numbers, so 2048 + 1 lands on a tie and rounds back to 2048, forever.
-Keep running totals in float32; PyTorch's own `sum` already accumulates in a wider type:
+!!! hammer "Dr. Hammer's trap: the stalled sum"
+    Dr. Hammer logs his loss by adding float16 numbers one at a time. Above 2048, float16 holds only even
+    numbers, so 2048 + 1 lands on a tie and rounds back to 2048, forever. Keep running totals in float32;
+    PyTorch's own `sum` already accumulates in a wider type:
 
-```pycon
->>> ones = torch.ones(3000, dtype=torch.float16)
->>> total = torch.tensor(0.0, dtype=torch.float16)
->>> for one in ones:
-...     total = total + one
->>> total.item(), torch.tensor([2048.0, 2049.0, 2050.0, 2051.0], dtype=torch.float16)
-(2048.0, tensor([2048., 2048., 2050., 2052.], dtype=torch.float16))
->>> total32 = torch.tensor(0.0)
->>> for one in ones:
-...     total32 = total32 + one  # float32 meets float16: promoted to float32
->>> total32.item(), ones.sum().item()  # a float16 result, accumulated wider
-(3000.0, 3000.0)
+    ```pycon
+    >>> ones = torch.ones(3000, dtype=torch.float16)
+    >>> total = torch.tensor(0.0, dtype=torch.float16)
+    >>> for one in ones:
+    ...     total = total + one
+    >>> total.item(), torch.tensor([2048.0, 2049.0, 2050.0, 2051.0], dtype=torch.float16)
+    (2048.0, tensor([2048., 2048., 2050., 2052.], dtype=torch.float16))
+    >>> total32 = torch.tensor(0.0)
+    >>> for one in ones:
+    ...     total32 = total32 + one  # float32 meets float16: promoted to float32
+    >>> total32.item(), ones.sum().item()  # a float16 result, accumulated wider
+    (3000.0, 3000.0)
 
-```
+    ```
 
-**The exploding softmax.** $e^{12}$ exceeds float16's `max`, so a hand-written softmax returns NaN.
-Subtracting the maximum first changes nothing mathematically and keeps every `exp` at most 1:
+!!! hammer "Dr. Hammer's trap: the exploding softmax"
+    $e^{12}$ exceeds float16's `max`, so a hand-written softmax returns NaN.
+    Subtracting the maximum first changes nothing mathematically and keeps every `exp` at most 1:
 
-```pycon
->>> logits = torch.tensor([10.0, 11.0, 12.0], dtype=torch.float16)
->>> logits.exp().isinf(), (logits.exp() / logits.exp().sum()).isnan().any()
-(tensor([False, False,  True]), tensor(True))
->>> shifted = (logits - logits.max()).exp()
->>> torch.allclose((shifted / shifted.sum()).float(), torch.softmax(logits.float(), dim=0), atol=1e-3)
-True
+    ```pycon
+    >>> logits = torch.tensor([10.0, 11.0, 12.0], dtype=torch.float16)
+    >>> logits.exp().isinf(), (logits.exp() / logits.exp().sum()).isnan().any()
+    (tensor([False, False,  True]), tensor(True))
+    >>> shifted = (logits - logits.max()).exp()
+    >>> torch.allclose((shifted / shifted.sum()).float(), torch.softmax(logits.float(), dim=0), atol=1e-3)
+    True
 
-```
+    ```
 
-**Comparing floats with `==`.** Whether `0.1 + 0.2 == 0.3` depends on the dtype's luck. Compare with a
-tolerance instead:
+!!! hammer "Dr. Hammer's trap: comparing floats with `==`"
+    Whether `0.1 + 0.2 == 0.3` depends on the dtype's luck. Compare with a tolerance instead:
 
-```pycon
->>> a64, a32 = torch.tensor(0.1, dtype=torch.float64) + 0.2, torch.tensor(0.1) + 0.2
->>> (a64 == 0.3).item(), (a32 == 0.3).item(), torch.isclose(a64, torch.tensor(0.3, dtype=torch.float64)).item()
-(False, True, True)
+    ```pycon
+    >>> a64, a32 = torch.tensor(0.1, dtype=torch.float64) + 0.2, torch.tensor(0.1) + 0.2
+    >>> print(f"float64 == 0.3: {(a64 == 0.3).item()}")
+    float64 == 0.3: False
+    >>> print(f"float32 == 0.3: {(a32 == 0.3).item()}")
+    float32 == 0.3: True
+    >>> print(f"float64 isclose 0.3: {torch.isclose(a64, torch.tensor(0.3, dtype=torch.float64)).item()}")
+    float64 isclose 0.3: True
 
-```
+    ```
 
-**Division and casting surprises.** `/` on integers gives floats (which cannot index), `//` floors
-toward minus infinity, and casting truncates toward zero, so the last two disagree on negative numbers:
+!!! hammer "Dr. Hammer's trap: division and casting surprises"
+    `/` on integers gives floats (which cannot index), `//` floors toward minus infinity, and casting
+    truncates toward zero, so the last two disagree on negative numbers:
 
-```pycon
->>> n = torch.tensor([7, -7])
->>> n / 2, n // 2, (n / 2).long()
-(tensor([ 3.5000, -3.5000]), tensor([ 3, -4]), tensor([ 3, -3]))
->>> torch.arange(10)[n[:1] / 2]
-Traceback (most recent call last):
-...
-IndexError: tensors used as indices must be long, ...
->>> torch.arange(10)[n[:1] // 2]
-tensor([3])
+    ```pycon
+    >>> n = torch.tensor([7, -7])
+    >>> n / 2, n // 2, (n / 2).long()
+    (tensor([ 3.5000, -3.5000]), tensor([ 3, -4]), tensor([ 3, -3]))
+    >>> torch.arange(10)[n[:1] / 2]
+    Traceback (most recent call last):
+    ...
+    IndexError: tensors used as indices must be long, int, byte or bool tensors
+    >>> torch.arange(10)[n[:1] // 2]
+    tensor([3])
 
-```
+    ```
 
-**The wrapping image.** Images arrive as `uint8`. Brighten one naively and the brightest pixels wrap
-round to black; widen, clamp, then narrow:
+!!! hammer "Dr. Hammer's trap: the wrapping image"
+    Images arrive as `uint8`. Brighten one naively and the brightest pixels wrap round to black; widen, clamp,
+    then narrow:
 
-```pycon
->>> pixels = torch.tensor([100, 200, 250], dtype=torch.uint8)
->>> pixels + 60
-tensor([160,   4,  54], dtype=torch.uint8)
->>> (pixels.to(torch.int16) + 60).clamp(0, 255).to(torch.uint8)
-tensor([160, 255, 255], dtype=torch.uint8)
+    ```pycon
+    >>> pixels = torch.tensor([100, 200, 250], dtype=torch.uint8)
+    >>> pixels + 60
+    tensor([160,   4,  54], dtype=torch.uint8)
+    >>> (pixels.to(torch.int16) + 60).clamp(0, 255).to(torch.uint8)
+    tensor([160, 255, 255], dtype=torch.uint8)
 
-```
+    ```
 
 ## Challenges
 
@@ -558,7 +583,8 @@ def round_to_bfloat16(x: torch.Tensor) -> torch.Tensor:
         x: a float32 tensor.
 
     Returns:
-        A bfloat16 tensor equal to ``x.to(torch.bfloat16)``; every NaN becomes the quiet NaN ``0x7FC0``.
+        A bfloat16 tensor equal to ``x.to(torch.bfloat16)``, bit for bit, on every number. Every NaN becomes
+        the quiet NaN ``0x7FC0``; PyTorch also returns a NaN, but its bits depend on the platform.
 
     Raises:
         TypeError: if ``x`` is not a float32 tensor.

@@ -181,8 +181,9 @@ RuntimeError: The size of tensor a (4) must match the size of tensor b (3) at no
 
 A method ending in an underscore (`add_`, `mul_`, `clamp_`, `exp_`) writes its result into the tensor
 itself instead of making a new one; `x += 1` is in place too, while `x = x + 1` builds a new tensor
-and rebinds the name. Many functions also take `out=`, a tensor to write the result into. In-place
-operations save memory, and every tensor counts them in a private version counter, `_version`:
+and rebinds the name. Many functions also take `out=`, a tensor to write the result into. Outside
+autograd, in-place operations save memory (no new tensor is allocated), and every tensor counts them in a
+private version counter, `_version`:
 
 ```pycon
 >>> x = torch.zeros(3)
@@ -195,14 +196,18 @@ operations save memory, and every tensor counts them in a private version counte
 >>> buffer = torch.empty(3)
 >>> pointer = buffer.data_ptr()
 >>> _ = torch.mul(x, 2, out=buffer)
->>> buffer, buffer.data_ptr() == pointer
-(tensor([6., 6., 6.]), True)
+>>> buffer, f"same memory as before: {buffer.data_ptr() == pointer}"
+(tensor([6., 6., 6.]), 'same memory as before: True')
 
 ```
 
-Autograd has two objections. First, a *leaf* that requires grad (a parameter) may not be changed in
-place while autograd is watching, since the graph would silently describe a tensor that no longer
-exists; optimisers update weights inside `torch.no_grad()`. `out=` is refused too when autograd is
+Autograd has two objections, and they are two different rules. The first is about *leaves*. A leaf that
+requires grad is a tensor you made yourself rather than computed from others (a parameter): it has no history,
+and autograd adds every gradient that reaches it into its `.grad`. Recording `w.add_(1)` would give `w` a
+history, the in-place add, and make it a non-leaf: its gradient would flow on into that history instead of
+landing in `w.grad`, and the parameter would silently stop accumulating gradients. So autograd refuses an
+in-place operation on a leaf that requires grad (or on a view of one). Optimisers update their weights inside
+`torch.no_grad()`, where nothing is recorded and `w` stays a leaf. `out=` is refused too when autograd is
 recording and an input requires grad.
 
 ```pycon
@@ -213,15 +218,30 @@ Traceback (most recent call last):
 RuntimeError: a leaf Variable that requires grad is being used in an in-place operation.
 >>> with torch.no_grad():
 ...     _ = w.add_(1)
->>> w
-tensor([2., 3., 4.], requires_grad=True)
+>>> w, f"still a leaf: {w.is_leaf}"
+(tensor([2., 3., 4.], requires_grad=True), 'still a leaf: True')
 
 ```
 
-Second, and more devious: many operations save a tensor for the backward pass (`exp` saves its
-*output*, since $\frac{d}{dx}e^x = e^x$; `x * y` saves both inputs). Overwrite a saved tensor in place
-and its version no longer matches the one autograd recorded, so `backward` refuses rather than compute
-a wrong gradient. Dr. Hammer shows you below how that looks.
+The second rule is about *saved tensors*, and it is more devious: many operations save a tensor for the
+backward pass (`exp` saves its *output*, since $\frac{d}{dx}e^x = e^x$; `x * y` saves both inputs).
+Overwrite a saved tensor in place and its version no longer matches the one autograd recorded, so
+`backward` refuses rather than compute a wrong gradient. Dr. Hammer shows you below how that looks.
+
+So under autograd an in-place operation often saves no memory at all. Where the backward pass needs the
+value being overwritten, autograd keeps a copy of it: below, the in-place `mul_` saved a *clone* of the
+old `h` for the gradient of `y`. PyTorch's own notes on autograd put it plainly: it frees and reuses
+buffers so aggressively that in-place operations rarely lower memory use by much, and it discourages them
+under autograd. Save them for `torch.no_grad()` code and for buffers you own.
+
+```pycon
+>>> y = torch.tensor([3.0, 4.0], requires_grad=True)
+>>> h = torch.tensor([1.0, 2.0], requires_grad=True) * 1  # a non-leaf: in place is allowed
+>>> _ = h.mul_(y)
+>>> h.grad_fn._saved_self  # the old h, copied before it was overwritten
+tensor([1., 2.], grad_fn=<CloneBackward0>)
+
+```
 
 ## Numerical stability: the softmax that does not explode
 
@@ -315,100 +335,101 @@ maths; we even `detach` it, so autograd never differentiates through the `max`.
     underflows to exactly 0, the log is $-\infty$, and one infinite loss poisons the whole batch.
     `log_softmax` never forms the tiny probability at all.
 
-```pycon
->>> naive_softmax(torch.tensor([0.0, 1000.0]), dim=0)  # the overflow of the section above
-tensor([0., nan])
->>> logits = torch.tensor([0.0, -200.0])
->>> softmax(logits, dim=0), torch.log(softmax(logits, dim=0))
-(tensor([1., 0.]), tensor([0., -inf]))
->>> log_softmax(logits, dim=0)
-tensor([   0., -200.])
+    ```pycon
+    >>> naive_softmax(torch.tensor([0.0, 1000.0]), dim=0)  # the overflow of the section above
+    tensor([0., nan])
+    >>> logits = torch.tensor([0.0, -200.0])
+    >>> softmax(logits, dim=0), torch.log(softmax(logits, dim=0))
+    (tensor([1., 0.]), tensor([0., -inf]))
+    >>> log_softmax(logits, dim=0)
+    tensor([   0., -200.])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: reducing over the wrong dimension"
     Logits have shape `(batch, classes)`. Dr. Hammer takes `argmax(dim=0)`: the best *example* for
     each class. With as many classes as examples the shapes match, nothing complains, and his
     accuracy is nonsense.
 
-```pycon
->>> logits = torch.tensor([[5.0, 0.0, 0.0], [4.0, 1.0, 0.0], [0.0, 0.0, 3.0]])  # (batch 3, classes 3)
->>> labels = torch.tensor([0, 0, 2])
->>> (logits.argmax(dim=0) == labels).float().mean()  # Hammer: one prediction per class
-tensor(0.6667)
->>> (logits.argmax(dim=-1) == labels).float().mean()  # one prediction per example
-tensor(1.)
+    ```pycon
+    >>> logits = torch.tensor([[5.0, 0.0, 0.0], [4.0, 1.0, 0.0], [0.0, 0.0, 3.0]])  # (batch 3, classes 3)
+    >>> labels = torch.tensor([0, 0, 2])
+    >>> (logits.argmax(dim=0) == labels).float().mean()  # Hammer: one prediction per class
+    tensor(0.6667)
+    >>> (logits.argmax(dim=-1) == labels).float().mean()  # one prediction per example
+    tensor(1.)
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: forgetting keepdim on a square tensor"
     On a `(3, 4)` tensor a missing `keepdim` raises an error. On a square one the means of shape `(3,)`
     line up with the *columns*: row `j`'s mean is subtracted from column `j`, silently.
 
-```pycon
->>> x = torch.tensor([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [0.0, 0.0, 0.0]])
->>> (x - x.mean(dim=1)).sum(dim=1)  # Hammer: rows should sum to zero
-tensor([-16.,  38., -22.])
->>> (x - x.mean(dim=1, keepdim=True)).sum(dim=1)
-tensor([0., 0., 0.])
+    ```pycon
+    >>> x = torch.tensor([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0], [0.0, 0.0, 0.0]])
+    >>> (x - x.mean(dim=1)).sum(dim=1)  # Hammer: rows should sum to zero
+    tensor([-16.,  38., -22.])
+    >>> (x - x.mean(dim=1, keepdim=True)).sum(dim=1)
+    tensor([0., 0., 0.])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the wrong correction"
     NumPy's `np.std` defaults to `ddof=0` (no correction), PyTorch's `torch.std` to `correction=1`.
     Dr. Hammer ports a normalisation from NumPy, or rebuilds `LayerNorm` with `x.std()`, and his
     numbers drift by a factor of $\sqrt{N/(N-1)}$.
 
-```pycon
->>> import numpy as np
->>> import torch.nn.functional as F
->>> x = torch.tensor([[1.0, 2.0, 3.0, 6.0]])
->>> round(torch.std(x).item(), 4), round(float(np.std(x.numpy())), 4), round(std(x, correction=0).item(), 4)
-(2.1602, 1.8708, 1.8708)
->>> mu = x.mean(dim=-1, keepdim=True)
->>> hammer = (x - mu) / torch.sqrt(var(x, dim=-1, keepdim=True) + 1e-5)
->>> ours = (x - mu) / torch.sqrt(var(x, dim=-1, correction=0, keepdim=True) + 1e-5)
->>> torch.allclose(hammer, F.layer_norm(x, (4,))), torch.allclose(ours, F.layer_norm(x, (4,)))
-(False, True)
+    ```pycon
+    >>> import numpy as np
+    >>> import torch.nn.functional as F
+    >>> x = torch.tensor([[1.0, 2.0, 3.0, 6.0]])
+    >>> round(torch.std(x).item(), 4), round(float(np.std(x.numpy())), 4), round(std(x, correction=0).item(), 4)
+    (2.1602, 1.8708, 1.8708)
+    >>> mu = x.mean(dim=-1, keepdim=True)
+    >>> hammer = (x - mu) / torch.sqrt(var(x, dim=-1, keepdim=True) + 1e-5)
+    >>> ours = (x - mu) / torch.sqrt(var(x, dim=-1, correction=0, keepdim=True) + 1e-5)
+    >>> {"Hammer's equals layer_norm": torch.allclose(hammer, F.layer_norm(x, (4,))),
+    ...  "ours equals layer_norm": torch.allclose(ours, F.layer_norm(x, (4,)))}
+    {"Hammer's equals layer_norm": False, 'ours equals layer_norm': True}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the in-place shortcut"
     To save memory, Dr. Hammer applies `sigmoid_` to an activation that a multiplication saved for
     the backward pass (see [In-place operations](#in-place-operations)). `backward` refuses; the
     out-of-place `sigmoid` leaves the saved tensor alone.
 
-```pycon
->>> w = torch.tensor([0.5, -1.0], requires_grad=True)
->>> h = w * 3
->>> y = h * h  # mul saves h for the backward pass
->>> _ = h.sigmoid_()
->>> y.sum().backward()
-Traceback (most recent call last):
-...
-RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: ...
->>> h = w * 3
->>> y, s = h * h, h.sigmoid()
->>> y.sum().backward()
->>> w.grad
-tensor([ 9., -18.])
+    ```pycon
+    >>> w = torch.tensor([0.5, -1.0], requires_grad=True)
+    >>> h = w * 3
+    >>> y = h * h  # mul saves h for the backward pass
+    >>> _ = h.sigmoid_()
+    >>> y.sum().backward()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: [torch.FloatTensor [2]], which is output 0 of Sigmoid..., is at version 1; expected version 0 instead. Hint: enable anomaly detection to find the operation that failed to compute its gradient, with torch.autograd.set_detect_anomaly(True...).
+    >>> h = w * 3
+    >>> y, s = h * h, h.sigmoid()
+    >>> y.sum().backward()
+    >>> w.grad
+    tensor([ 9., -18.])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the mean of integers"
     Dr. Hammer averages his integer class counts. `mean` refuses integer tensors, since an integer
     cannot hold the answer; ask for a float result explicitly.
 
-```pycon
->>> counts = torch.tensor([3, 4, 4])
->>> counts.mean()
-Traceback (most recent call last):
-...
-RuntimeError: mean(): could not infer output dtype. ...
->>> counts.float().mean(), counts.mean(dtype=torch.float64), counts.sum() // counts.numel()
-(tensor(3.6667), tensor(3.6667, dtype=torch.float64), tensor(3))
+    ```pycon
+    >>> counts = torch.tensor([3, 4, 4])
+    >>> counts.mean()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: Long
+    >>> counts.float().mean(), counts.mean(dtype=torch.float64), counts.sum() // counts.numel()
+    (tensor(3.6667), tensor(3.6667, dtype=torch.float64), tensor(3))
 
-```
+    ```
 
 ## Challenges
 

@@ -63,11 +63,11 @@ and `bmm` are strict on purpose: a wrong rank is an error, never a guess.
 >>> torch.mm(X, Y)
 Traceback (most recent call last):
 ...
-RuntimeError: ...must be a matrix
+RuntimeError: self must be a matrix
 >>> torch.bmm(A, B)
 Traceback (most recent call last):
 ...
-RuntimeError: ...must be a 3D tensor
+RuntimeError: batch1 must be a 3D tensor
 
 ```
 
@@ -122,7 +122,7 @@ torch.Size([2, 3, 5])
 >>> torch.bmm(a, b)
 Traceback (most recent call last):
 ...
-RuntimeError: Expected size for first two dimensions of batch2 tensor...
+RuntimeError: Expected size for first two dimensions of batch2 tensor to be: [2, 4] but got: [1, 4].
 >>> torch.bmm(a, b.expand(2, 4, 5)).shape  # expand is free: a view, no copy
 torch.Size([2, 3, 5])
 
@@ -166,8 +166,17 @@ True
 
 The price is memory: the product tensor holds $k$ times more numbers than the result.
 [`matmul_broadcast`][torchenstein.tensors.matmul.matmul_broadcast] also sums `float16` and `bfloat16`
-products in `float32` and rounds once at the end, as PyTorch's kernels do, instead of rounding every
-partial sum.
+products in `float32` and rounds once at the end, as PyTorch's CPU kernels do, instead of rounding every
+partial sum. On CUDA that is not promised: `torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction`
+and `allow_bf16_reduced_precision_reduction` are `True` by default, which lets cuBLAS round some partial
+sums to the 16-bit type, so a GPU product may differ from ours (and from the CPU's) by more than one
+rounding. Set them to `False` when you need the wide sum there too.
+
+```pycon
+>>> torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction  # the default, even on a CPU build
+True
+
+```
 
 **Three: every rank rule.** [`matmul`][torchenstein.tensors.matmul.matmul] adds the 1-D rules: append or
 prepend the 1, multiply and sum as above, then remove the 1 again. Here it meets `torch.matmul` on every
@@ -237,21 +246,23 @@ times can keep the arithmetic units busy.
 [`compare_matmuls`][torchenstein.tensors.matmul.compare_matmuls] times the three contenders on the same
 pair of random `(n, n)` matrices with [`time_it`][torchenstein.lab.time_it], after checking that they
 agree. It allows PyTorch one CPU thread, so that the race measures the algorithms and not how busy
-your other cores happen to be. The numbers are measured on your machine when you run it, so here they
-are `...`:
+your other cores happen to be. It returns seconds per product, which belong to your machine, so this
+page checks only what every machine must give:
 
 ```pycon
 >>> from torchenstein.tensors.matmul import compare_matmuls
 >>> timings = compare_matmuls(n=16, repeat=3)
->>> list(timings), all(seconds > 0 for seconds in timings.values())
-(['loops', 'broadcast', 'torch.matmul'], True)
->>> for name, seconds in timings.items():
-...     gflops = matmul_flops((16, 16), (16, 16)) / seconds / 1e9
-...     print(f"{name:13} {seconds * 1e6:10.1f} us {gflops:8.3f} GFLOP/s")
-loops ... us ... GFLOP/s
-broadcast ... us ... GFLOP/s
-torch.matmul ... us ... GFLOP/s
+>>> {name: "measured" if seconds > 0 else "broken" for name, seconds in timings.items()}
+{'loops': 'measured', 'broadcast': 'measured', 'torch.matmul': 'measured'}
 
+```
+
+Run it yourself and print your own table, throughput included:
+
+```python
+for name, seconds in compare_matmuls(n=64).items():
+    gflops = matmul_flops((64, 64), (64, 64)) / seconds / 1e9
+    print(f"{name:13} {seconds * 1e6:10.1f} us {gflops:8.3f} GFLOP/s")
 ```
 
 ![Measured time and throughput against matrix size for the three matmuls: Python loops, broadcast-multiply-sum and torch.matmul](plot_matmul_timings.svg)
@@ -285,7 +296,7 @@ tensor([[2., 3.],
 >>> counts @ torch.ones(2, 2)
 Traceback (most recent call last):
 ...
-RuntimeError: expected ...
+RuntimeError: expected m1 and m2 to have the same dtype, but got: long int != float
 >>> edges = torch.tensor([[False, True, False], [False, False, True], [False, False, False]])
 >>> try:
 ...     edges @ edges
@@ -305,16 +316,16 @@ tensor([[False, False,  True],
     On square matrices `*` never complains: it multiplies entry by entry and returns the wrong answer
     with a straight face. Multiplying by the identity should change nothing; watch it change everything.
 
-```pycon
->>> W, eye = torch.tensor([[1, 2], [3, 4]]), torch.eye(2, dtype=torch.long)
->>> W * eye
-tensor([[1, 0],
-        [0, 4]])
->>> W @ eye
-tensor([[1, 2],
-        [3, 4]])
+    ```pycon
+    >>> W, eye = torch.tensor([[1, 2], [3, 4]]), torch.eye(2, dtype=torch.long)
+    >>> W * eye
+    tensor([[1, 0],
+            [0, 4]])
+    >>> W @ eye
+    tensor([[1, 2],
+            [3, 4]])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the vector that picks its own orientation"
     A 1-D tensor is a column on the right of `@` and a row on the left, and the result is 1-D again.
@@ -322,52 +333,52 @@ tensor([[1, 2],
     quietly builds a 2 x 2 table. For an outer product he writes `v @ v` and gets a dot product. Make
     the orientation explicit.
 
-```pycon
->>> M, v = torch.tensor([[1, 2], [3, 4]]), torch.tensor([1, 1])
->>> M @ v, v @ M  # both run: v is a column in one, a row in the other
-(tensor([3, 7]), tensor([4, 6]))
->>> bias = torch.zeros(2, 1, dtype=torch.long)
->>> (M @ v + bias).shape, (M @ v[:, None] + bias).shape
-(torch.Size([2, 2]), torch.Size([2, 1]))
->>> v @ v, v[:, None] @ v[None, :]
-(tensor(2), tensor([[1, 1],
-        [1, 1]]))
+    ```pycon
+    >>> M, v = torch.tensor([[1, 2], [3, 4]]), torch.tensor([1, 1])
+    >>> M @ v, v @ M  # both run: v is a column in one, a row in the other
+    (tensor([3, 7]), tensor([4, 6]))
+    >>> bias = torch.zeros(2, 1, dtype=torch.long)
+    >>> (M @ v + bias).shape, (M @ v[:, None] + bias).shape
+    (torch.Size([2, 2]), torch.Size([2, 1]))
+    >>> v @ v, v[:, None] @ v[None, :]
+    (tensor(2), tensor([[1, 1],
+            [1, 1]]))
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: asking `bmm` to broadcast"
     One weight matrix for a whole batch is exactly what `bmm` refuses. Use `matmul`, or `expand` the
     weight (a view, no copy) when a kernel insists on 3-D.
 
-```pycon
->>> x, W = torch.randn(4, 3, 5), torch.randn(5, 2)
->>> torch.bmm(x, W)
-Traceback (most recent call last):
-...
-RuntimeError: ...must be a 3D tensor
->>> torch.bmm(x, W.expand(4, 5, 2)).shape, (x @ W).shape
-(torch.Size([4, 3, 2]), torch.Size([4, 3, 2]))
+    ```pycon
+    >>> x, W = torch.randn(4, 3, 5), torch.randn(5, 2)
+    >>> torch.bmm(x, W)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: batch2 must be a 3D tensor
+    >>> torch.bmm(x, W.expand(4, 5, 2)).shape, (x @ W).shape
+    (torch.Size([4, 3, 2]), torch.Size([4, 3, 2]))
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: one-hot rows in `int64`"
     One-hot rows built from token ids come out as `int64`; the embedding table is `float32`. Unlike
     `+`, matmul will not promote. Cast one side to the other's dtype.
 
-```pycon
->>> tokens, table = torch.tensor([[0, 1, 0]]), torch.randn(3, 4)
->>> tokens @ table
-Traceback (most recent call last):
-...
-RuntimeError: expected ...
->>> matmul(tokens, table)
-Traceback (most recent call last):
-...
-TypeError: input and other must have the same dtype (matmul never promotes), got torch.int64 and torch.float32
->>> torch.allclose(tokens.to(table.dtype) @ table, table[1:2])
-True
+    ```pycon
+    >>> tokens, table = torch.tensor([[0, 1, 0]]), torch.randn(3, 4)
+    >>> tokens @ table
+    Traceback (most recent call last):
+    ...
+    RuntimeError: expected m1 and m2 to have the same dtype, but got: long int != float
+    >>> matmul(tokens, table)
+    Traceback (most recent call last):
+    ...
+    TypeError: input and other must have the same dtype (matmul never promotes), got torch.int64 and torch.float32
+    >>> torch.allclose(tokens.to(table.dtype) @ table, table[1:2])
+    True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: one vector per batch element"
     `(B, T, C) @ (C, D)` broadcasts one matrix over the batch. But one *query vector per batch
@@ -375,21 +386,21 @@ True
     when `B != C`, and worse, when `B == C`, no error and a `(B, T, B)` tensor of nonsense. Turn each
     vector into a `(C, 1)` column of its own.
 
-```pycon
->>> h, query = torch.randn(8, 10, 16), torch.randn(8, 16)  # (B, T, C) and (B, C)
->>> (h @ torch.randn(16, 32)).shape
-torch.Size([8, 10, 32])
->>> matmul(h, query)
-Traceback (most recent call last):
-...
-ValueError: input's last dimension (16) must equal other's second-to-last dimension (8), got shapes (8, 10, 16) and (8, 16)
->>> (h @ query[:, :, None]).squeeze(-1).shape  # (B, T, C) @ (B, C, 1) -> (B, T, 1) -> (B, T)
-torch.Size([8, 10])
->>> h4, query4 = torch.randn(4, 10, 4), torch.randn(4, 4)  # B == C: no error at all
->>> (h4 @ query4).shape, (h4 @ query4[:, :, None]).squeeze(-1).shape  # nonsense, then the real thing
-(torch.Size([4, 10, 4]), torch.Size([4, 10]))
+    ```pycon
+    >>> h, query = torch.randn(8, 10, 16), torch.randn(8, 16)  # (B, T, C) and (B, C)
+    >>> (h @ torch.randn(16, 32)).shape
+    torch.Size([8, 10, 32])
+    >>> matmul(h, query)
+    Traceback (most recent call last):
+    ...
+    ValueError: input's last dimension (16) must equal other's second-to-last dimension (8), got shapes (8, 10, 16) and (8, 16)
+    >>> (h @ query[:, :, None]).squeeze(-1).shape  # (B, T, C) @ (B, C, 1) -> (B, T, 1) -> (B, T)
+    torch.Size([8, 10])
+    >>> h4, query4 = torch.randn(4, 10, 4), torch.randn(4, 4)  # B == C: no error at all
+    >>> (h4 @ query4).shape, (h4 @ query4[:, :, None]).squeeze(-1).shape  # nonsense, then the real thing
+    (torch.Size([4, 10, 4]), torch.Size([4, 10]))
 
-```
+    ```
 
 ## Challenges
 
@@ -539,8 +550,9 @@ def mm_loops(input: torch.Tensor, mat2: torch.Tensor) -> torch.Tensor:
 
 
 def _multiply_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    # Half-precision products are summed in float32 and rounded once at the end, as PyTorch's matmul
+    # Half-precision products are summed in float32 and rounded once at the end, as PyTorch's CPU matmul
     # kernels do; rounding every partial sum to 11 (float16) or 8 (bfloat16) significant bits would drift.
+    # (On CUDA, cuBLAS may round partial sums: torch.backends.cuda.matmul.allow_*_reduced_precision_reduction.)
     wide = torch.float32 if a.dtype in (torch.float16, torch.bfloat16) else a.dtype
     # (..., m, k, 1) * (..., 1, k, n) -> (..., m, k, n): every A[i, p] meets every B[p, j].
     products = a[..., :, :, None].to(wide) * b[..., None, :, :].to(wide)

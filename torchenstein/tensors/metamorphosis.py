@@ -29,16 +29,16 @@ one step along each dimension) and the `storage_offset` (where element zero sits
 ```pycon
 >>> import torch
 >>> x = torch.arange(12).reshape(3, 4)
->>> x.stride(), x.storage_offset(), x.is_contiguous()
-((4, 1), 0, True)
+>>> {"stride": x.stride(), "storage_offset": x.storage_offset(), "contiguous": x.is_contiguous()}
+{'stride': (4, 1), 'storage_offset': 0, 'contiguous': True}
 >>> x.untyped_storage().nbytes(), x.element_size()
 (96, 8)
 >>> row = x[1, 1:]
 >>> row, row.stride(), row.storage_offset()
 (tensor([5, 6, 7]), (1,), 5)
 >>> column = x[:, 2]
->>> column, column.stride(), column.storage_offset(), column.is_contiguous()
-(tensor([ 2,  6, 10]), (4,), 2, False)
+>>> column, {"stride": column.stride(), "storage_offset": column.storage_offset(), "contiguous": column.is_contiguous()}
+(tensor([ 2,  6, 10]), {'stride': (4,), 'storage_offset': 2, 'contiguous': False})
 
 ```
 
@@ -48,8 +48,8 @@ the same address, and we keep that test at hand for the rest of the lesson:
 ```pycon
 >>> def same_storage(a, b):
 ...     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
->>> same_storage(row, x), same_storage(x.t(), x), same_storage(x.t().clone(), x)
-(True, True, False)
+>>> {"row": same_storage(row, x), "x.t()": same_storage(x.t(), x), "x.t().clone()": same_storage(x.t().clone(), x)}
+{'row': True, 'x.t()': True, 'x.t().clone()': False}
 
 ```
 
@@ -67,8 +67,8 @@ $\text{stride}_k = \prod_{j > k} \text{size}_j$. Our
 >>> is_contiguous_layout(column.shape, column.stride())
 False
 >>> odd = torch.empty(3).as_strided((3, 1), (1, 99))  # size 1, silly stride
->>> is_contiguous_layout(odd.shape, odd.stride()), odd.is_contiguous()
-(True, True)
+>>> {"ours": is_contiguous_layout(odd.shape, odd.stride()), "PyTorch": odd.is_contiguous()}
+{'ours': True, 'PyTorch': True}
 
 ```
 
@@ -113,7 +113,7 @@ is the real error:
 >>> x.t().view(12)
 Traceback (most recent call last):
 ...
-RuntimeError: view size is not compatible with input tensor's size and stride ...
+RuntimeError: view size is not compatible with input tensor's size and stride (at least one dimension spans across two contiguous subspaces). Use .reshape(...) instead.
 >>> x.t().contiguous().view(12)
 tensor([ 0,  4,  8,  1,  5,  9,  2,  6, 10,  3,  7, 11])
 
@@ -132,11 +132,11 @@ On top of it sit our [`view`][torchenstein.tensors.metamorphosis.view] and
 (2, 1, 4)
 >>> view_strides(t.shape, t.stride(), (12,)) is None
 True
->>> torch.equal(view(t, (2, 2, 3)), t.view(2, 2, 3)), view(t, (2, 2, 3)).stride()
-(True, (2, 1, 4))
+>>> {"equal": torch.equal(view(t, (2, 2, 3)), t.view(2, 2, 3)), "stride": view(t, (2, 2, 3)).stride()}
+{'equal': True, 'stride': (2, 1, 4)}
 >>> copied = reshape(t, (12,))
->>> torch.equal(copied, t.reshape(12)), same_storage(copied, x)
-(True, False)
+>>> {"equal": torch.equal(copied, t.reshape(12)), "shares x's storage": same_storage(copied, x)}
+{'equal': True, "shares x's storage": False}
 >>> same_storage(reshape(x, (12,)), x)  # x itself is contiguous: a view is enough
 True
 
@@ -157,8 +157,8 @@ into several (always a view).
 (torch.Size([8, 60]), torch.Size([8, 3, 20]), torch.Size([480]))
 >>> images.flatten(1).unflatten(1, (3, 20)).shape
 torch.Size([8, 3, 20])
->>> same_storage(x.flatten(), x), same_storage(t.flatten(), x)  # t was copied
-(True, False)
+>>> {"x.flatten() is a view": same_storage(x.flatten(), x), "t.flatten() is a view": same_storage(t.flatten(), x)}
+{'x.flatten() is a view': True, 't.flatten() is a view': False}
 
 ```
 
@@ -166,8 +166,10 @@ torch.Size([8, 3, 20])
 
 `permute(dims)` reorders every dimension, `transpose(dim0, dim1)` swaps two. Both only reorder the size
 and the stride, so they are free, and their result is usually non-contiguous. `.mT` transposes the last
-two dimensions of a batch of matrices; `.T` is for 2-D tensors only (on more dimensions it reverses all
-of them and PyTorch warns that this use is deprecated). Our
+two dimensions of a batch of matrices. `.T` is for 2-D tensors only: on any other number of dimensions,
+0-D and 1-D included, PyTorch (2.13) warns that it is deprecated (on a 0-D or 1-D tensor it does
+nothing at all; on more than two dimensions it reverses all of them). To flip a vector into a column,
+`v[:, None]` or `v.unsqueeze(1)`; for a batch, `.mT`. Our
 [`transpose`][torchenstein.tensors.metamorphosis.transpose] and
 [`permute`][torchenstein.tensors.metamorphosis.permute] reorder the header by hand:
 
@@ -179,8 +181,8 @@ of them and PyTorch warns that this use is deprecated). Our
 >>> permute(y, (2, 0, 1)).stride()
 (1, 12, 4)
 >>> ours, theirs = transpose(y, 0, -1), y.transpose(0, -1)
->>> ours.stride(), torch.equal(ours, theirs), ours.stride() == theirs.stride()
-((1, 4, 12), True, True)
+>>> {"stride": ours.stride(), "equal": torch.equal(ours, theirs), "same strides": ours.stride() == theirs.stride()}
+{'stride': (1, 4, 12), 'equal': True, 'same strides': True}
 
 ```
 
@@ -198,8 +200,8 @@ storage. Our [`expand`][torchenstein.tensors.metamorphosis.expand] sets the zero
 ((0, 1), 12)
 >>> bias.repeat(1000, 1).stride(), bias.repeat(1000, 1).untyped_storage().nbytes()
 ((3, 1), 12000)
->>> torch.equal(expand(bias, (1000, 3)), wide), expand(bias, (1000, 3)).stride()
-(True, (0, 1))
+>>> {"equal": torch.equal(expand(bias, (1000, 3)), wide), "stride": expand(bias, (1000, 3)).stride()}
+{'equal': True, 'stride': (0, 1)}
 
 ```
 
@@ -214,8 +216,8 @@ then `transpose` the heads in front of the tokens. Both steps are views, so noth
 >>> x = torch.randn(B, T, C)
 >>> step1 = x.view(B, T, h, C // h)
 >>> step2 = step1.transpose(1, 2)
->>> step1.shape, step2.shape, step2.is_contiguous()
-(torch.Size([2, 5, 3, 4]), torch.Size([2, 3, 5, 4]), False)
+>>> step1.shape, step2.shape, f"contiguous: {step2.is_contiguous()}"
+(torch.Size([2, 5, 3, 4]), torch.Size([2, 3, 5, 4]), 'contiguous: False')
 >>> torch.equal(step2[:, 1], x[:, :, 4:8])
 True
 
@@ -232,11 +234,14 @@ that does not divide, and let gradients flow back:
 ```pycon
 >>> from torchenstein.tensors.metamorphosis import merge_heads, split_heads
 >>> heads = split_heads(x, num_heads=h)
->>> heads.shape, merge_heads(heads).shape, torch.equal(merge_heads(heads), x)
-(torch.Size([2, 3, 5, 4]), torch.Size([2, 5, 12]), True)
+>>> heads.shape, merge_heads(heads).shape
+(torch.Size([2, 3, 5, 4]), torch.Size([2, 5, 12]))
+>>> torch.equal(merge_heads(heads), x)
+True
 >>> fresh = heads.contiguous()  # row-major (B, h, T, d), like attention's output
->>> same_storage(merge_heads(heads), x), same_storage(merge_heads(fresh), fresh)
-(True, False)
+>>> {"merged split is a view": same_storage(merge_heads(heads), x),
+...  "merged fresh is a view": same_storage(merge_heads(fresh), fresh)}
+{'merged split is a view': True, 'merged fresh is a view': False}
 >>> leaf = torch.randn(2, 5, 12, requires_grad=True)
 >>> (split_heads(leaf, num_heads=4) * 3).sum().backward()
 >>> torch.equal(leaf.grad, torch.full((2, 5, 12), 3.))
@@ -250,93 +255,96 @@ ValueError: num_heads must divide the channel count C=12, got num_heads=5
 
 ## Dr. Hammer's traps
 
-**Trap 1: `view` on a transposed tensor.** Dr. Hammer transposes a matrix of scores and flattens it
-with `view`. The layout no longer reads row by row, so `view` refuses. The fix is `reshape` (or
-`contiguous()` first), which copies into a fresh row-major layout.
+!!! hammer "Dr. Hammer's trap: `view` on a transposed tensor"
+    Dr. Hammer transposes a matrix of scores and flattens it with `view`. The layout no longer reads row by
+    row, so `view` refuses. The fix is `reshape` (or `contiguous()` first), which copies into a fresh
+    row-major layout.
 
-```pycon
->>> scores = torch.arange(6.).view(2, 3).t()
->>> scores.view(-1)
-Traceback (most recent call last):
-...
-RuntimeError: view size is not compatible with input tensor's size and stride ...
->>> scores.reshape(-1)
-tensor([0., 3., 1., 4., 2., 5.])
+    ```pycon
+    >>> scores = torch.arange(6.).view(2, 3).t()
+    >>> scores.view(-1)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: view size is not compatible with input tensor's size and stride (at least one dimension spans across two contiguous subspaces). Use .reshape(...) instead.
+    >>> scores.reshape(-1)
+    tensor([0., 3., 1., 4., 2., 5.])
 
-```
+    ```
 
-**Trap 2: writing into an expanded tensor.** Every row of an expanded tensor is the same memory. A
-single write lands in every row at once (and in the original); an in-place operation on the whole of it
-is refused. Want independent rows? `clone()` (or `repeat`) first.
+!!! hammer "Dr. Hammer's trap: writing into an expanded tensor"
+    Every row of an expanded tensor is the same memory. A single write lands in every row at once (and in the
+    original); an in-place operation on the whole of it is refused. Want independent rows? `clone()` (or
+    `repeat`) first.
 
-```pycon
->>> base = torch.zeros(3)
->>> grid = base.expand(2, 3)
->>> grid[0, 0] = 7.
->>> grid, base
-(tensor([[7., 0., 0.],
-        [7., 0., 0.]]), tensor([7., 0., 0.]))
->>> grid += 1
-Traceback (most recent call last):
-...
-RuntimeError: unsupported operation: more than one element of the written-to tensor refers to a single memory location...
->>> grid = torch.zeros(3).expand(2, 3).clone()
->>> grid[0, 0] = 7.
->>> grid
-tensor([[7., 0., 0.],
-        [0., 0., 0.]])
+    ```pycon
+    >>> base = torch.zeros(3)
+    >>> grid = base.expand(2, 3)
+    >>> grid[0, 0] = 7.
+    >>> grid, base
+    (tensor([[7., 0., 0.],
+            [7., 0., 0.]]), tensor([7., 0., 0.]))
+    >>> grid += 1
+    Traceback (most recent call last):
+    ...
+    RuntimeError: unsupported operation: more than one element of the written-to tensor refers to a single memory location. Please clone() the tensor before performing the operation.
+    >>> grid = torch.zeros(3).expand(2, 3).clone()
+    >>> grid[0, 0] = 7.
+    >>> grid
+    tensor([[7., 0., 0.],
+            [0., 0., 0.]])
 
-```
+    ```
 
-**Trap 3: `reshape` copied, and the write went nowhere.** `reshape` returns a view when it can and a
-copy when it cannot, without telling you which. Dr. Hammer writes into the result of a reshape of a
-transposed tensor and expects the original to change: the first write below lands, the second vanishes
-into a copy. Use `view` when the write must reach the original: it fails loudly instead of copying
-quietly.
+!!! hammer "Dr. Hammer's trap: `reshape` copied, and the write went nowhere"
+    `reshape` returns a view when it can and a copy when it cannot, without telling you which. Dr. Hammer
+    writes into the result of a reshape of a transposed tensor and expects the original to change: the first
+    write below lands, the second vanishes into a copy. Use `view` when the write must reach the original: it
+    fails loudly instead of copying quietly.
 
-```pycon
->>> weights = torch.zeros(2, 3)
->>> weights.reshape(6)[0] = 1.
->>> weights.t().reshape(6)[1] = 1.
->>> weights
-tensor([[1., 0., 0.],
-        [0., 0., 0.]])
+    ```pycon
+    >>> weights = torch.zeros(2, 3)
+    >>> weights.reshape(6)[0] = 1.
+    >>> weights.t().reshape(6)[1] = 1.
+    >>> weights
+    tensor([[1., 0., 0.],
+            [0., 0., 0.]])
 
-```
+    ```
 
-**Trap 4: splitting heads with `reshape` alone.** Dr. Hammer writes `x.reshape(B, h, T, d)`. The shape is
-right, so nothing complains, but the memory is read in the wrong order: his "head 0" is the first
-`T * d` numbers of the storage, so its rows are chunks of the *first tokens'* channels, not channel group
-0 of every token. Mark each element with `10 * token + channel` and watch:
+!!! hammer "Dr. Hammer's trap: splitting heads with `reshape` alone"
+    Dr. Hammer writes `x.reshape(B, h, T, d)`. The shape is right, so nothing complains, but the memory is
+    read in the wrong order: his "head 0" is the first `T * d` numbers of the storage, so its rows are chunks
+    of the *first tokens'* channels, not channel group 0 of every token. Mark each element with `10 * token +
+    channel` and watch:
 
-```pycon
->>> tokens = 10 * torch.arange(4)[:, None] + torch.arange(4)
->>> tokens = tokens.unsqueeze(0)  # (B=1, T=4, C=4)
->>> hammer = tokens.reshape(1, 2, 4, 2)
->>> hammer[0, 0]
-tensor([[ 0,  1],
-        [ 2,  3],
-        [10, 11],
-        [12, 13]])
->>> split_heads(tokens, num_heads=2)[0, 0]
-tensor([[ 0,  1],
-        [10, 11],
-        [20, 21],
-        [30, 31]])
->>> torch.equal(hammer, split_heads(tokens, num_heads=2))
-False
+    ```pycon
+    >>> tokens = 10 * torch.arange(4)[:, None] + torch.arange(4)
+    >>> tokens = tokens.unsqueeze(0)  # (B=1, T=4, C=4)
+    >>> hammer = tokens.reshape(1, 2, 4, 2)
+    >>> hammer[0, 0]
+    tensor([[ 0,  1],
+            [ 2,  3],
+            [10, 11],
+            [12, 13]])
+    >>> split_heads(tokens, num_heads=2)[0, 0]
+    tensor([[ 0,  1],
+            [10, 11],
+            [20, 21],
+            [30, 31]])
+    >>> torch.equal(hammer, split_heads(tokens, num_heads=2))
+    False
 
-```
+    ```
 
-**Trap 5: `squeeze()` without a dimension.** It removes *every* dimension of size one, so a batch of one
-loses its batch axis. Name the dimension.
+!!! hammer "Dr. Hammer's trap: `squeeze()` without a dimension"
+    It removes *every* dimension of size one, so a batch of one loses its batch axis. Name the dimension.
 
-```pycon
->>> logits = torch.zeros(1, 7, 1)
->>> logits.squeeze().shape, logits.squeeze(-1).shape
-(torch.Size([7]), torch.Size([1, 7]))
+    ```pycon
+    >>> logits = torch.zeros(1, 7, 1)
+    >>> logits.squeeze().shape, logits.squeeze(-1).shape
+    (torch.Size([7]), torch.Size([1, 7]))
 
-```
+    ```
 
 ## Challenges
 
@@ -411,8 +419,10 @@ def contiguous_strides(size: Sequence[int]) -> tuple[int, ...]:
         ValueError: if a size is negative.
 
     Examples:
-        >>> contiguous_strides((3, 4)), contiguous_strides((2, 0, 3)) == torch.empty(2, 0, 3).stride()
-        ((4, 1), True)
+        >>> contiguous_strides((3, 4))
+        (4, 1)
+        >>> contiguous_strides((2, 0, 3)) == torch.empty(2, 0, 3).stride()
+        True
     """
     size = _int_tuple(size, "size")
     if any(n < 0 for n in size):
@@ -439,8 +449,10 @@ def is_contiguous_layout(size: Sequence[int], stride: Sequence[int]) -> bool:
         ValueError: if ``size`` and ``stride`` differ in length.
 
     Examples:
-        >>> is_contiguous_layout((3, 4), (4, 1)), is_contiguous_layout((4, 3), (1, 4))
-        (True, False)
+        >>> is_contiguous_layout((3, 4), (4, 1))
+        True
+        >>> is_contiguous_layout((4, 3), (1, 4))  # a transposed layout
+        False
     """
     size, stride = _int_tuple(size, "size"), _int_tuple(stride, "stride")
     if len(size) != len(stride):

@@ -61,8 +61,8 @@ Basic indexing (integers, slices, `...`, `None`) always returns a view. Our witn
 >>> from torchenstein.tensors.surgery import shares_memory
 >>> x = torch.arange(12).reshape(3, 4)
 >>> corner = x[1:, ::2]
->>> shares_memory(x, corner), shares_memory(x, corner.clone())
-(True, False)
+>>> {"corner": shares_memory(x, corner), "corner.clone()": shares_memory(x, corner.clone())}
+{'corner': True, 'corner.clone()': False}
 >>> corner[0, 0] = 100
 >>> x[1]
 tensor([100,   5,   6,   7])
@@ -86,8 +86,8 @@ tensor([[ 0,  1,  2,  3],
 tensor([ 1, 11])
 >>> x[torch.tensor([[0, 1], [1, 2]])].shape
 torch.Size([2, 2, 4])
->>> shares_memory(x, x[[0, 2]]), shares_memory(x, x[x > 3])
-(False, False)
+>>> {"x[[0, 2]]": shares_memory(x, x[[0, 2]]), "x[x > 3]": shares_memory(x, x[x > 3])}
+{'x[[0, 2]]': False, 'x[x > 3]': False}
 
 ```
 
@@ -119,8 +119,8 @@ a fresh output and copy the pieces in, as our [`cat`][torchenstein.tensors.surge
 True
 >>> torch.equal(stack([a, b], dim=2), torch.stack([a, b], dim=2))
 True
->>> shares_memory(a, torch.cat([a, b])), shares_memory(a, torch.stack([a, b]))
-(False, False)
+>>> {"cat": shares_memory(a, torch.cat([a, b])), "stack": shares_memory(a, torch.stack([a, b]))}
+{'cat': False, 'stack': False}
 
 ```
 
@@ -145,8 +145,8 @@ True
 >>> rows = torch.arange(6).reshape(2, 3).unbind(0)
 >>> rows
 (tensor([0, 1, 2]), tensor([3, 4, 5]))
->>> all(shares_memory(v, p) for p in torch.chunk(v, 4)), shares_memory(v, torch.split(v, 4)[1])
-(True, True)
+>>> {"chunk": all(shares_memory(v, p) for p in torch.chunk(v, 4)), "split": shares_memory(v, torch.split(v, 4)[1])}
+{'chunk': True, 'split': True}
 
 ```
 
@@ -180,8 +180,9 @@ tensor([[12, 12, 10],
 True
 >>> torch.equal(index_select(x, 0, torch.tensor([1, 1])), torch.index_select(x, 0, torch.tensor([1, 1])))
 True
->>> shares_memory(x, torch.gather(x, 1, index)), shares_memory(x, torch.index_select(x, 1, index[0]))
-(False, False)
+>>> {"gather": shares_memory(x, torch.gather(x, 1, index)),
+...  "index_select": shares_memory(x, torch.index_select(x, 1, index[0]))}
+{'gather': False, 'index_select': False}
 
 ```
 
@@ -234,77 +235,12 @@ x.gather(1, j)           copy
 
 ```
 
-## Dr. Hammer's traps
-
-**Trap 1: the view that bites back.** Dr. Hammer "saves" a row before normalising it in place, and
-the original data changes under his feet. `.clone()` makes a real copy.
-
-```pycon
->>> data = torch.tensor([[1., 2.], [3., 4.]])
->>> first = data[0]
->>> first -= first.mean()
->>> data[0]
-tensor([-0.5000,  0.5000])
->>> data = torch.tensor([[1., 2.], [3., 4.]])
->>> first = data[0].clone()
->>> first -= first.mean()
->>> data[0]
-tensor([1., 2.])
-
-```
-
-**Trap 2: the write that vanishes.** The reverse surprise: `x[idx][0] = 1` writes into the *copy* that
-fancy indexing made, and the original never hears of it. Index once, then assign.
-
-```pycon
->>> x = torch.zeros(4, dtype=torch.long)
->>> idx = torch.tensor([2, 3])
->>> x[idx][0] = 1
->>> x
-tensor([0, 0, 0, 0])
->>> x[idx[0]] = 1
->>> x
-tensor([0, 0, 1, 0])
-
-```
-
-**Trap 3: `stack` when he meant `cat`.** Batches of shape `(B, D)` stacked give `(2, B, D)`, not
-`(2B, D)`; the next layer then "works" on the wrong axis.
-
-```pycon
->>> batch = torch.zeros(8, 5)
->>> torch.stack([batch, batch]).shape, torch.cat([batch, batch]).shape
-(torch.Size([2, 8, 5]), torch.Size([16, 5]))
-
-```
-
-**Trap 4: `chunk` returns fewer chunks than asked.** Splitting 6 samples over 4 workers hands out
-three pieces and leaves a worker idle (and a `zip` silently shorter). `torch.tensor_split` always
-returns exactly the number asked for.
-
-```pycon
->>> samples = torch.arange(6)
->>> len(torch.chunk(samples, 4)), len(torch.tensor_split(samples, 4))
-(3, 4)
->>> [len(p) for p in torch.tensor_split(samples, 4)]
-[2, 2, 1, 1]
-
-```
-
-**Trap 5: the mask that flattens.** Masking a `(2, 3)` tensor returns a 1-D tensor, and the rows are
-gone. To zero out elements while keeping the shape, use `torch.where`.
-
-```pycon
->>> scores = torch.tensor([[1, -2, 3], [-4, 5, -6]])
->>> scores[scores > 0].shape
-torch.Size([3])
->>> torch.where(scores > 0, scores, 0)
-tensor([[1, 0, 3],
-        [0, 5, 0]])
-
-```
-
-Our from-scratch versions refuse bad input with a message that names the argument:
+**Where it differs from PyTorch.** The equalities above hold on what both accept, in float, integer and bool
+dtypes, on non-contiguous, expanded and empty inputs, with negative dims (the tests prove it). Two corners
+differ on purpose: our `gather`, `scatter` and `index_select` want an input with at least one dimension, where
+PyTorch also takes a 0-D tensor and treats it as a vector of one element; and our `cat` does not skip the
+legacy empty tensor of shape `(0,)` that `torch.cat` quietly ignores. Our from-scratch versions refuse bad
+input with a message that names the argument:
 
 ```pycon
 >>> gather(torch.zeros(2, 3), 1, torch.tensor([[0, 3]]))
@@ -313,6 +249,80 @@ Traceback (most recent call last):
 ValueError: index must hold values in [0, 3) along dim 1, got values in [0, 3]
 
 ```
+
+## Dr. Hammer's traps
+
+!!! hammer "Dr. Hammer's trap: the view that bites back"
+    Dr. Hammer "saves" a row before normalising it in place, and the original data changes under his feet.
+    `.clone()` makes a real copy.
+
+    ```pycon
+    >>> data = torch.tensor([[1., 2.], [3., 4.]])
+    >>> first = data[0]
+    >>> first -= first.mean()
+    >>> data[0]
+    tensor([-0.5000,  0.5000])
+    >>> data = torch.tensor([[1., 2.], [3., 4.]])
+    >>> first = data[0].clone()
+    >>> first -= first.mean()
+    >>> data[0]
+    tensor([1., 2.])
+
+    ```
+
+!!! hammer "Dr. Hammer's trap: the write that vanishes"
+    The reverse surprise: `x[idx][0] = 1` writes into the *copy* that fancy indexing made, and the original
+    never hears of it. Index once, then assign.
+
+    ```pycon
+    >>> x = torch.zeros(4, dtype=torch.long)
+    >>> idx = torch.tensor([2, 3])
+    >>> x[idx][0] = 1
+    >>> x
+    tensor([0, 0, 0, 0])
+    >>> x[idx[0]] = 1
+    >>> x
+    tensor([0, 0, 1, 0])
+
+    ```
+
+!!! hammer "Dr. Hammer's trap: `stack` when he meant `cat`"
+    Batches of shape `(B, D)` stacked give `(2, B, D)`, not `(2B, D)`; the next layer then "works" on the
+    wrong axis.
+
+    ```pycon
+    >>> batch = torch.zeros(8, 5)
+    >>> torch.stack([batch, batch]).shape, torch.cat([batch, batch]).shape
+    (torch.Size([2, 8, 5]), torch.Size([16, 5]))
+
+    ```
+
+!!! hammer "Dr. Hammer's trap: `chunk` returns fewer chunks than asked"
+    Splitting 6 samples over 4 workers hands out three pieces and leaves a worker idle (and a `zip` silently
+    shorter). `torch.tensor_split` always returns exactly the number asked for.
+
+    ```pycon
+    >>> samples = torch.arange(6)
+    >>> len(torch.chunk(samples, 4)), len(torch.tensor_split(samples, 4))
+    (3, 4)
+    >>> [len(p) for p in torch.tensor_split(samples, 4)]
+    [2, 2, 1, 1]
+
+    ```
+
+!!! hammer "Dr. Hammer's trap: the mask that flattens"
+    Masking a `(2, 3)` tensor returns a 1-D tensor, and the rows are gone. To zero out elements while keeping
+    the shape, use `torch.where`.
+
+    ```pycon
+    >>> scores = torch.tensor([[1, -2, 3], [-4, 5, -6]])
+    >>> scores[scores > 0].shape
+    torch.Size([3])
+    >>> torch.where(scores > 0, scores, 0)
+    tensor([[1, 0, 3],
+            [0, 5, 0]])
+
+    ```
 
 ## Challenges
 
@@ -395,8 +405,8 @@ def shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
 
     Examples:
         >>> x = torch.arange(6)
-        >>> shares_memory(x, x[2:]), shares_memory(x, x[2:].clone())
-        (True, False)
+        >>> {"x[2:]": shares_memory(x, x[2:]), "x[2:].clone()": shares_memory(x, x[2:].clone())}
+        {'x[2:]': True, 'x[2:].clone()': False}
     """
     _require_tensor(a, "a")
     _require_tensor(b, "b")
