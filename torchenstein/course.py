@@ -318,12 +318,66 @@ COURSE: tuple[Part, ...] = (
         "Optimisers, training loops, data loading and mixed precision, and how an honest loop keeps the "
         "test set out of training (the leak that once won Dr. Hammer a paper).",
         (
-            "optimisers from scratch",
             "the training loop",
-            "datasets and data loaders",
-            "train, validation and test splits without leaks",
+            "optimisers from scratch: SGD, Adam and AdamW",
             "learning-rate schedules",
+            "datasets and data loaders",
+            "DataLoader workers",
+            "gradient clipping",
+            "hunting NaNs",
             "mixed precision",
+            "train, validation and test splits without leaks",
+            "resumable training",
+        ),
+        (
+            Lesson(
+                "torchenstein.training.loop",
+                "The training loop",
+                "Forward, loss, zero_grad, backward, step: one honest loop, its sanity checks, and a hand-made "
+                "step equal to torch.optim.SGD's.",
+            ),
+            Lesson(
+                "torchenstein.training.sgd",
+                "Optimisers from scratch, I: SGD",
+                "SGD with momentum, dampening, Nesterov and weight decay, derived, rebuilt as a "
+                "torch.optim.Optimizer and proved bitwise equal to PyTorch's.",
+            ),
+            Lesson(
+                "torchenstein.training.adam",
+                "Optimisers from scratch, II: Adam and AdamW",
+                "Adam and AdamW with bias correction, AMSGrad, and decoupled versus L2 weight decay, bitwise "
+                "equal to PyTorch's.",
+            ),
+            Lesson(
+                "torchenstein.training.schedules",
+                "Learning-rate schedules",
+                "Warm-up, cosine, linear, step and one-cycle as pure functions of the step, proved equal to "
+                "PyTorch's schedulers.",
+            ),
+            Lesson(
+                "torchenstein.training.data",
+                "Datasets and the DataLoader",
+                "Datasets, samplers and collation rebuilt, and a loader that serves PyTorch's batches in "
+                "PyTorch's order.",
+            ),
+            Lesson(
+                "torchenstein.training.workers",
+                "DataLoader workers",
+                "num_workers, fork and spawn, worker seeding proved exactly, sharded streams and per-worker "
+                "augmentations.",
+            ),
+            Lesson(
+                "torchenstein.training.clipping",
+                "Gradient clipping",
+                "Total gradient norms, clip_grad_norm_ and clip_grad_value_ from scratch, and a run that "
+                "explodes unless leashed.",
+            ),
+            Lesson(
+                "torchenstein.training.nans",
+                "Hunting NaNs",
+                "Every classic NaN bred and cured, anomaly mode read with suspicion, a forward tracer and a "
+                "guarded optimizer step.",
+            ),
         ),
     ),
     Part(
@@ -371,7 +425,6 @@ COURSE: tuple[Part, ...] = (
             "forward and backward hooks",
             "profiling",
             "the CUDA caching memory allocator",
-            "data loading with multiple processes",
             "distributed data parallel",
             "torch.compile and torch.export",
         ),
