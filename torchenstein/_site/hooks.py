@@ -15,7 +15,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
-from torchenstein._site.labpages import tidy_lab_html
+from torchenstein._site.labpages import lab_banner, tidy_lab_html
 from torchenstein._site.notebooks import notebook_json
 from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
 from torchenstein._site.sourceview import annotated_source, documented_members, object_spans
@@ -117,8 +117,9 @@ def _retitle(items: list, html: str) -> None:
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Give every documented object on a lesson page a link to its lines in the annotated source."""
-    if any(lab.page == page.file.src_uri for lab in labs()):
-        return tidy_lab_html(html)
+    lab = next((lab for lab in labs() if lab.page == page.file.src_uri), None)
+    if lab is not None:
+        return lab_banner(lab) + tidy_lab_html(html)
     lesson = _lesson_of(page)
     if lesson is None:
         return html

@@ -13,12 +13,16 @@ Examples:
 
 from __future__ import annotations
 
+import html
 import re
 
-_REMOTE_SCRIPT = re.compile(r'<script[^>]*\ssrc="(?:https?:)?//[^"]*"[^>]*>\s*</script>', re.I)
+from torchenstein.course import Lab
+
+# A loader from another host, or an empty one (the template's MathJax tag when no address is set).
+_REMOTE_SCRIPT = re.compile(r'<script[^>]*\ssrc="(?:(?:https?:)?//[^"]*)?"[^>]*>\s*</script>', re.I)
 # Inline configuration that only the dropped loaders read.
 _LOADER_CONFIG = re.compile(r"<script[^>]*>(?:(?!</script>).)*?(?:MathJax|mermaid)(?:(?!</script>).)*</script>", re.I | re.S)
-_MARKDOWN_CELL = re.compile(r'(<div class="jp-RenderedMarkdown[^"]*"[^>]*>)(.*?)(</div>)', re.S)
+_MARKDOWN_CELL = re.compile(r'(<div class="[^"]*\bjp-RenderedMarkdown\b[^"]*"[^>]*>)(.*?)(</div>)', re.S)
 _DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.S)
 _INLINE = re.compile(r"(?<![\\$])\$(?!\s)([^$\n]+?)(?<!\s)\$(?!\d)")
 
@@ -38,3 +42,14 @@ def tidy_lab_html(page: str) -> str:
     page = _LOADER_CONFIG.sub("", page)
     return _MARKDOWN_CELL.sub(lambda m: m[1] + _wrap_math(m[2]) + m[3], page)
 
+
+
+def lab_banner(lab: Lab) -> str:
+    """The note above a lab page: the notebook to download, the script it was run from, how to run it."""
+    return (
+        '<div class="admonition tip"><p class="admonition-title">Run this lab yourself</p>'
+        f'<p>This page is the notebook <a href="{lab.name}.ipynb" download><code>{lab.name}.ipynb</code></a>, '
+        f"executed with every output kept. Its source is the script <code>{html.escape(lab.script)}</code> in "
+        f"the course repository; <code>torchenstein lab {lab.name}</code> runs it again and rewrites this notebook, "
+        f"and <code>torchenstein lab {lab.name} --smoke</code> runs every cell at a small size in seconds.</p></div>\n"
+    )
