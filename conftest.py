@@ -8,9 +8,15 @@ from hypothesis import settings
 
 # Property tests draw the same examples on every run and every machine: a red build is reproducible.
 settings.register_profile("course", derandomize=True, deadline=None, database=None, max_examples=60)
-settings.load_profile("course")
+# CI runs the same properties on fewer examples, to keep the whole suite inside its time budget.
+settings.register_profile("ci", parent=settings.get_profile("course"), max_examples=20)
+settings.load_profile("ci" if os.environ.get("CI") else "course")
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# The suite runs one test process per core: a second PyTorch thread in each would only fight the other
+# process for the same cores, and makes small operations many times slower.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +28,16 @@ def _fresh_laboratory():
     yield
     torch.set_printoptions(profile="default")
     torch.set_default_dtype(torch.float32)
+
+
+# The longest tests go first: with the suite spread over every core, the site build (one module, one
+# worker) then runs beside everything else instead of after it.
+LONG_POLES = ("tests/test_site.py", "tests/test_labs.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return LONG_POLES.index(path) if path in LONG_POLES else len(LONG_POLES)
+
+    items.sort(key=rank)  # a stable sort: every other test keeps its order

@@ -38,12 +38,16 @@ def test_a_name_like_nothing_points_to_the_list(capsys):
     assert "`torchenstein list`" in capsys.readouterr().err
 
 
-def test_run_runs_the_lessons_doctests_and_proofs(capsys):
-    # Arguments after the lesson go to pytest: here, only the tests of one challenge, to keep it quick.
-    lesson = resolve_lesson("rmsnorm")
-    assert main(["run", lesson.name, "-q", "-k", "offset_weight"]) == 0
-    out = capsys.readouterr().out
-    assert "tests/test_rmsnorm.py" in out and "-m pytest -v" in out
+def test_run_runs_the_lessons_doctests_and_proofs_verbosely(monkeypatch, capsys):
+    """The command runs pytest on the lesson's module and its proofs; arguments after the name go to pytest."""
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda command, cwd: calls.append(command) or 0)
+    assert main(["run", "rmsnorm", "-k", "offset_weight"]) == 0
+    (command,) = calls
+    assert command[:4] == [sys.executable, "-m", "pytest", "-v"]
+    assert command[-4].endswith("torchenstein/nn/rmsnorm.py") and command[-3].endswith("tests/test_rmsnorm.py")
+    assert command[-2:] == ["-k", "offset_weight"]
+    assert "$ " in capsys.readouterr().out
 
 
 def test_an_unknown_lab_is_refused_with_the_list(capsys):

@@ -46,13 +46,13 @@ def test_an_unknown_lesson_is_named(capsys):
 
 def test_a_changed_lesson_gets_a_new_figure_and_an_unchanged_one_is_reused(tmp_path, monkeypatch):
     lesson = find_lesson(PLOTS[0][0])
-    board = FigureBoard(tmp_path, workers=1)
+    board = FigureBoard(tmp_path, workers=0)
     board.start([lesson])
     first = board.figures(lesson)
     board.close()
     assert (board.drawn, board.reused) == (len(first), 0)
 
-    again = FigureBoard(tmp_path, workers=1)
+    again = FigureBoard(tmp_path, workers=0)
     again.start([lesson])
     assert again.figures(lesson) == first
     assert (again.drawn, again.reused) == (0, len(first))
@@ -63,7 +63,7 @@ def test_a_changed_lesson_gets_a_new_figure_and_an_unchanged_one_is_reused(tmp_p
     edited.write_text(real_path("torchenstein.lab").read_text(encoding="utf-8") + "\n# an edit\n")
     monkeypatch.setattr(figures, "module_path", lambda m: edited if m == "torchenstein.lab" else real_path(m))
     assert "torchenstein.lab" in figures._package_imports(real_path(lesson.module).read_text(encoding="utf-8"))
-    third = FigureBoard(tmp_path, workers=1)
+    third = FigureBoard(tmp_path, workers=0)
     third.start([lesson])
     assert third.figures(lesson) == first
     third.close()

@@ -323,7 +323,7 @@ def test_search_finds_a_lesson_by_a_word_of_its_text_offline(page, served):
     page.locator("label.md-search__icon, .md-search__input").first.click()
     page.locator(".md-search__input").fill("Zhang")  # the RMSNorm lesson cites Zhang and Sennrich
     result = page.locator(".md-search-result__link").first
-    result.wait_for()
+    result.wait_for(timeout=90_000)  # the search worker builds its index in the page, offline
     assert RMSNORM.url in result.get_attribute("href")
     assert not page.errors
 

@@ -99,3 +99,43 @@ def test_the_page_anchors_every_line_and_links_objects_back():
 def test_code_in_a_comment_is_not_read_as_a_link():
     _, sections = split_sections("# out[i][j] is in[i][index[i][j]].\nx = 1\n")
     assert sections[0].prose == [r"out\[i\]\[j\] is in\[i\]\[index\[i\]\[j\]\]."]
+
+
+def test_while_serving_an_unchanged_page_is_given_back_with_its_anchors():
+    """The preview's render cache: a page renders once; the same inputs give its HTML and anchors back."""
+    from types import SimpleNamespace
+
+    from torchenstein._site import rendercache
+
+    class Autorefs:
+        def __init__(self):
+            self.anchors = []
+
+        def register_anchor(self, page, identifier, anchor=None, **kwargs):
+            self.anchors.append((page, identifier))
+
+    renders = []
+    autorefs = Autorefs()
+
+    def make_page():
+        page = SimpleNamespace(file=SimpleNamespace(src_uri="tensors/x/index.md"))
+
+        def render(config, files):
+            renders.append(1)
+            autorefs.register_anchor(page, "torchenstein.tensors.x.f")
+            page.content, page.toc, page._title_from_render, page.present_anchor_ids = "<p>x</p>", [], "X", {"f"}
+
+        page.render = render
+        return page
+
+    first, second, edited = make_page(), make_page(), make_page()
+    rendercache.reuse_or_record(first, rendercache.key("md", "source"), autorefs)
+    first.render(None, None)
+    rendercache.reuse_or_record(second, rendercache.key("md", "source"), autorefs)
+    second.render(None, None)
+    assert len(renders) == 1, "the unchanged page was rendered again"
+    assert (second.content, second._title_from_render) == ("<p>x</p>", "X")
+    assert autorefs.anchors == [(first, "torchenstein.tensors.x.f"), (second, "torchenstein.tensors.x.f")]
+    rendercache.reuse_or_record(edited, rendercache.key("md", "source, edited"), autorefs)
+    edited.render(None, None)
+    assert len(renders) == 2, "an edited lesson must be rendered again"

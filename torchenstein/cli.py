@@ -65,7 +65,7 @@ def course_listing() -> str:
 
     Examples:
         >>> course_listing().splitlines()[0]
-        'Part 1 · Tensors: the primordial ooze'
+        'Part 0 · The laboratory: before the first experiment'
     """
     out = []
     for part in COURSE:
@@ -98,7 +98,8 @@ def doctor_report() -> list[str]:
 
     from torchenstein.lab import DEVICE_PREFERENCE, DEVICE_VARIABLE, device_available, pick_device
 
-    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU only"
+    hip = getattr(torch.version, "hip", None)
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else f"ROCm {hip}" if hip else "CPU only"
     lines = [
         f"python {platform.python_version()} ({sys.executable})",
         f"torch {torch.__version__} ({build})",

@@ -146,14 +146,18 @@ def figure_key(module: str) -> str:
     return digest.hexdigest()
 
 
+def _draw_in_this_process(module: str) -> list[tuple[str, bytes]]:
+    """Draw one lesson's figures here, importing the lesson if it is not imported yet."""
+    return [(f"{name}.svg", render_svg(plot)) for name, plot in plotting_functions(importlib.import_module(module)).items()]
+
+
 def _draw_module_figures(module: str) -> list[tuple[str, bytes]]:
     """Draw every figure of one lesson module in this process (a worker's task)."""
     import torch
 
     # Each worker draws with one thread: the processes already share the cores between them.
     torch.set_num_threads(1)
-    lesson_module = importlib.import_module(module)
-    return [(f"{name}.svg", render_svg(plot)) for name, plot in plotting_functions(lesson_module).items()]
+    return _draw_in_this_process(module)
 
 
 class FigureBoard:
@@ -161,12 +165,14 @@ class FigureBoard:
 
     Args:
         cache_dir: the folder of the cache (the site uses ``.cache/torchenstein/figures``).
-        workers: how many processes draw the missing figures (default: one per core).
+        workers: how many processes draw the missing figures (default: one per core); 0 draws them in
+            this process instead, when it is asked for them (fine once, but a long-lived process such as
+            ``mkdocs serve`` would keep drawing the lessons it imported first).
 
     Examples:
         >>> import tempfile
         >>> from torchenstein.course import find_lesson
-        >>> board = FigureBoard(tempfile.mkdtemp())
+        >>> board = FigureBoard(tempfile.mkdtemp(), workers=0)
         >>> board.start([find_lesson("torchenstein.nn.rmsnorm")])
         >>> [name for name, _ in board.figures(find_lesson("torchenstein.nn.rmsnorm"))]
         ['plot_rmsnorm_vs_layernorm.svg']
@@ -176,7 +182,7 @@ class FigureBoard:
 
     def __init__(self, cache_dir: str | Path, workers: int | None = None):
         self.cache_dir = Path(cache_dir)
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.drawn = 0
         self.reused = 0
         self._pending: dict[str, Future] = {}
@@ -196,6 +202,10 @@ class FigureBoard:
                 self._pending[lesson.module] = self._submit(lesson.module)
 
     def _submit(self, module: str) -> Future:
+        if self.workers == 0:
+            future: Future = Future()
+            future.set_result(_draw_in_this_process(module))
+            return future
         if self._pool is None:
             # Fresh processes import the lessons as they are on disk now, never a stale copy.
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))

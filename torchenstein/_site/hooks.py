@@ -15,6 +15,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
+from torchenstein._site import rendercache
 from torchenstein._site.labpages import lab_banner, tidy_lab_html
 from torchenstein._site.notebooks import notebook_json
 from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
@@ -91,8 +92,18 @@ def on_build_error(error: Exception) -> None:
 COURSE_PATH_MARKER = "<!-- course-path -->"
 
 
+def on_startup(command: str, dirty: bool) -> None:
+    """Remember whether this is ``mkdocs serve``, whose rebuilds reuse unchanged pages."""
+    rendercache.serving = command == "serve"
+
+
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """Write the path through the course, from the course order, where a page asks for it."""
+    """Write the path through the course where a page asks for it; while serving, reuse unchanged pages."""
+    if rendercache.serving:
+        lesson = next((le for le in lessons() if page.file.src_uri in (le.page, le.source_page)), None)
+        if lesson is not None:
+            source = module_path(lesson.module).read_text(encoding="utf-8")
+            rendercache.reuse_or_record(page, rendercache.key(markdown, source), config.plugins["autorefs"])
     return markdown.replace(COURSE_PATH_MARKER, course_path())
 
 

@@ -18,7 +18,7 @@ def part_label(part: Part) -> str:
     """The part's name in the navigation: ``Part 1 · Tensors``.
 
     Examples:
-        >>> part_label(COURSE[0])
+        >>> part_label(COURSE[1])
         'Part 1 · Tensors'
     """
     return f"Part {part.number} · {part.title.split(':')[0]}"
@@ -63,7 +63,7 @@ def navigation() -> list[dict]:
 
     Examples:
         >>> nav = navigation()
-        >>> list(nav[1])[0]
+        >>> list(nav[2])[0]
         'Part 1 · Tensors'
     """
     nav: list[dict] = [
@@ -89,14 +89,14 @@ def course_path() -> str:
     """The Markdown list of parts for the home page, each linking to its first lesson if it has one.
 
     Examples:
-        >>> course_path().splitlines()[0].startswith("1. **[Part 1 · Tensors](tensors/creation/index.md)**")
+        >>> course_path().splitlines()[1].startswith("- **[Part 1 · Tensors](tensors/creation/index.md)**")
         True
     """
     out = []
     for part in COURSE:
         label = part_label(part)
         heading = f"[{label}]({part.lessons[0].page})" if part.lessons else label
-        out.append(f"{part.number}. **{heading}**: {part.summary}")
+        out.append(f"- **{heading}**: {part.summary}")
     return "\n".join(out)
 
 

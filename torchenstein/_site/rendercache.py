@@ -1,0 +1,89 @@
+"""While ``mkdocs serve`` runs, a lesson page or source view whose inputs are unchanged is not rendered again.
+
+MkDocs rebuilds the whole site on every edit, and rendering the lesson pages (mkdocstrings) and their
+source views is most of a rebuild. A page's HTML depends only on its Markdown and its lesson's source,
+so while serving, the hooks keep each rendered page under a hash of the two and hand it back, with the
+cross-reference anchors it registered, when nothing changed. A plain ``mkdocs build`` renders every page
+itself: the cache is for the preview alone.
+
+This module is imported once per process: MkDocs reloads the hooks on every rebuild, not this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+serving = False
+"""Set by the hooks' ``on_startup`` when the command is ``mkdocs serve``."""
+
+
+@dataclass
+class Rendered:
+    """What rendering a page produced, and the anchors it registered with autorefs on the way."""
+
+    content: str
+    toc: object
+    title: str | None
+    anchor_ids: set[str] | None
+    anchors: list[tuple[tuple, dict]] = field(default_factory=list)
+
+
+_PAGES: dict[str, tuple[str, Rendered]] = {}
+
+
+def key(*parts: str) -> str:
+    """The hash of a page's inputs.
+
+    Examples:
+        >>> key("a", "b") == key("a", "b") != key("ab", "")
+        True
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def reuse_or_record(page, page_key: str, autorefs) -> None:
+    """Make ``page.render`` give back the cached page for ``page_key``, or render it and remember it.
+
+    Args:
+        page: the MkDocs page about to be rendered.
+        page_key: the hash of everything the page's HTML depends on.
+        autorefs: the autorefs plugin, whose anchors a cached page registers again.
+    """
+    uri = page.file.src_uri
+    cached = _PAGES.get(uri)
+    render = page.render
+
+    if cached is not None and cached[0] == page_key:
+        rendered = cached[1]
+
+        def replay(config, files):
+            page.content, page.toc, page._title_from_render = rendered.content, rendered.toc, rendered.title
+            page.present_anchor_ids, page.links_to_anchors = rendered.anchor_ids, None
+            for args, kwargs in rendered.anchors:
+                autorefs.register_anchor(page, *args, **kwargs)
+
+        page.render = replay
+        return
+
+    def record(config, files):
+        anchors: list[tuple[tuple, dict]] = []
+        register = autorefs.register_anchor
+
+        def remember(anchor_page, *args, **kwargs):
+            if anchor_page is page:
+                anchors.append((args, kwargs))
+            return register(anchor_page, *args, **kwargs)
+
+        autorefs.register_anchor = remember
+        try:
+            render(config, files)
+        finally:
+            del autorefs.register_anchor  # back to the class's own method
+        _PAGES[uri] = (page_key, Rendered(page.content, page.toc, page._title_from_render, page.present_anchor_ids, anchors))
+
+    page.render = record

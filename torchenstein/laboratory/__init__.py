@@ -1,0 +1,1 @@
+"""Part 0 of the course: the laboratory itself."""
