@@ -9,11 +9,11 @@ Its page lives at ``<part>/<module>/`` on the site, and its annotated source at
 
 Examples:
     >>> from torchenstein.course import COURSE, lessons
-    >>> COURSE[0].title
+    >>> COURSE[1].title
     'Tensors: the primordial ooze'
     >>> lessons()[0].module
-    'torchenstein.tensors.creation'
-    >>> lessons()[0].url
+    'torchenstein.laboratory.getting_started'
+    >>> lessons()[1].url
     'tensors/creation/'
 """
 
@@ -114,7 +114,7 @@ class Part:
     """A part of the course: a folder of the package with lessons, or one still to be written.
 
     Args:
-        number: the part's place in the course, from 1.
+        number: the part's place in the course: 0 for the laboratory, then 1, 2, ...
         slug: the subpackage of ``torchenstein`` that holds its lessons.
         title: the part's title.
         summary: a paragraph for the home page and the course map.
@@ -133,6 +133,29 @@ class Part:
 
 
 COURSE: tuple[Part, ...] = (
+    Part(
+        0,
+        "laboratory",
+        "The laboratory: before the first experiment",
+        "Before the first experiment, the Professor checks the instruments: which PyTorch you have, its "
+        "threads and devices, a first tensor on the best device, an honest stopwatch, and how to read "
+        "every part of these pages.",
+        (
+            "checking the installation: version, build, threads and devices",
+            "a first tensor on the best device",
+            "timing a matrix product honestly",
+            "reading the pages: apparatus, notebooks, labs, challenges",
+            "the torchenstein command",
+        ),
+        (
+            Lesson(
+                "torchenstein.laboratory.getting_started",
+                "Getting started",
+                "Check your PyTorch, its threads and devices, summon a first tensor on the best device, time "
+                "a matrix product honestly, and learn to read every part of these pages.",
+            ),
+        ),
+    ),
     Part(
         1,
         "tensors",
@@ -378,6 +401,18 @@ COURSE: tuple[Part, ...] = (
                 "Every classic NaN bred and cured, anomaly mode read with suspicion, a forward tracer and a "
                 "guarded optimizer step.",
             ),
+            Lesson(
+                "torchenstein.training.mixed_precision",
+                "Mixed precision",
+                "What autocast runs in 16 bits and what in float32, why weights stay float32, and a dynamic "
+                "loss scaler proved equal to GradScaler.",
+            ),
+            Lesson(
+                "torchenstein.training.leak",
+                "Dr. Hammer's leak",
+                "Four ways test data leaks into training, each reproduced beside the honest score, and the "
+                "checks that catch them.",
+            ),
         ),
     ),
     Part(
@@ -437,8 +472,8 @@ def lessons() -> list[Lesson]:
     """Every lesson of the course, in teaching order.
 
     Examples:
-        >>> [lesson.name for lesson in lessons()][:2]
-        ['creation', 'surgery']
+        >>> [lesson.name for lesson in lessons()][:3]
+        ['getting_started', 'creation', 'surgery']
     """
     return [lesson for part in COURSE for lesson in part.lessons]
 
