@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -82,6 +83,7 @@ FIGURE_FORMAT = 1
 """Bump when `render_svg` changes what it writes, so every cached figure is drawn again."""
 
 
+@functools.lru_cache(maxsize=512)
 def figure_names(source: str) -> list[str]:
     r"""The plotting functions a lesson's source defines, by name, in source order, read without importing it.
 
@@ -155,8 +157,10 @@ def _draw_module_figures(module: str) -> list[tuple[str, bytes]]:
     """Draw every figure of one lesson module in this process (a worker's task)."""
     import torch
 
-    # Each worker draws with one thread: the processes already share the cores between them.
+    # Each worker draws with one thread: the processes already share the cores between them. A figure
+    # that trains something draws no progress bar into the build's log.
     torch.set_num_threads(1)
+    os.environ["TQDM_DISABLE"] = "1"
     return _draw_in_this_process(module)
 
 

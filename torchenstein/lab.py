@@ -181,7 +181,8 @@ def progress(iterable=None, *, total: int | None = None, desc: str | None = None
 
     Every long loop of the course (training steps, sampling steps, sweeps) goes through this one
     function. It is tqdm's ``auto`` bar, which picks the widget display in Jupyter when ipywidgets is
-    installed and the text one elsewhere; a bar that would only flash past (``total`` under 2) is off.
+    installed and the text one elsewhere; a bar that would only flash past (``total`` under 2) is off,
+    and so is every bar when the environment sets ``TQDM_DISABLE=1`` (the site does, drawing figures).
 
     Args:
         iterable: what to loop over (or ``None`` to update the bar by hand).
@@ -203,7 +204,8 @@ def progress(iterable=None, *, total: int | None = None, desc: str | None = None
 
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)
-    options.setdefault("disable", total is not None and total < 2)
+    if total is not None and total < 2:
+        options.setdefault("disable", True)
     options.setdefault("dynamic_ncols", True)
     return tqdm(iterable, total=total, desc=desc, **options)
 

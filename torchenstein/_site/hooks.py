@@ -80,6 +80,10 @@ def on_env(env, config: MkDocsConfig, files: Files):
             file.content_bytes = drawn[Path(file.src_uri).name]
     _board.close()
     log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE}")
+    if rendercache.serving:
+        log.info(f"lesson pages and source views: {rendercache.counts['rendered']} rendered, "
+                 f"{rendercache.counts['reused']} unchanged since the last build")
+        rendercache.counts.update(reused=0, rendered=0)
     return env
 
 

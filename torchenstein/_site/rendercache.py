@@ -5,8 +5,6 @@ source views is most of a rebuild. A page's HTML depends only on its Markdown an
 so while serving, the hooks keep each rendered page under a hash of the two and hand it back, with the
 cross-reference anchors it registered, when nothing changed. A plain ``mkdocs build`` renders every page
 itself: the cache is for the preview alone.
-
-This module is imported once per process: MkDocs reloads the hooks on every rebuild, not this module.
 """
 
 from __future__ import annotations
@@ -30,6 +28,8 @@ class Rendered:
 
 
 _PAGES: dict[str, tuple[str, Rendered]] = {}
+counts = {"reused": 0, "rendered": 0}
+"""How many pages the current build took from the cache and how many it rendered (reset by the hooks)."""
 
 
 def key(*parts: str) -> str:
@@ -62,6 +62,7 @@ def reuse_or_record(page, page_key: str, autorefs) -> None:
         rendered = cached[1]
 
         def replay(config, files):
+            counts["reused"] += 1
             page.content, page.toc, page._title_from_render = rendered.content, rendered.toc, rendered.title
             page.present_anchor_ids, page.links_to_anchors = rendered.anchor_ids, None
             for args, kwargs in rendered.anchors:
@@ -71,6 +72,7 @@ def reuse_or_record(page, page_key: str, autorefs) -> None:
         return
 
     def record(config, files):
+        counts["rendered"] += 1
         anchors: list[tuple[tuple, dict]] = []
         register = autorefs.register_anchor
 

@@ -14,6 +14,7 @@ Examples:
 from __future__ import annotations
 
 import ast
+import functools
 import html
 import io
 import re
@@ -28,6 +29,8 @@ from pygments.lexers import PythonLexer
 _PRAGMA = re.compile(r"#\s*(noqa|type:|pragma|ruff:|fmt:|pyright:|mypy:|isort:)|#!")
 
 
+# Remembered by source text: the site asks for these on every build, and a preview rebuilds often.
+@functools.lru_cache(maxsize=512)
 def object_spans(source: str) -> dict[str, tuple[int, int]]:
     """Map each function and class of a module, and each method, to its first and last line.
 
@@ -48,6 +51,8 @@ def object_spans(source: str) -> dict[str, tuple[int, int]]:
     return spans
 
 
+# Remembered by source text: the site asks for these on every build, and a preview rebuilds often.
+@functools.lru_cache(maxsize=512)
 def documented_members(source: str) -> list[str]:
     r"""The public top-level functions, classes and attributes that carry a docstring, in source order.
 
@@ -195,6 +200,8 @@ def _code_block(numbers: list[int], highlighted: list[str], anchors: dict[int, l
     return '<div class="highlight tl-code"><pre><code>' + "\n".join(rows) + "</code></pre></div>"
 
 
+# Remembered by source text: the site asks for these on every build, and a preview rebuilds often.
+@functools.lru_cache(maxsize=512)
 def annotated_source(module: str, source: str, *, lesson_title: str, display_path: str) -> str:
     r"""The Markdown page of a lesson's annotated source.
 
