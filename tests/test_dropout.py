@@ -359,13 +359,58 @@ def test_trap_functional_dropout_ignores_eval_mode():
 def test_trap_batchnorm_after_dropout_learns_the_inflated_variance(p):
     torch.manual_seed(0)
     hammer_net = nn.Sequential(Dropout(p), nn.BatchNorm1d(8, momentum=None))
-    for _ in range(100):
-        hammer_net(3 * torch.randn(512, 8))
+    with torch.no_grad():
+        for _ in range(100):
+            hammer_net(3 * torch.randn(512, 8))
     torch.testing.assert_close(hammer_net[1].running_var.mean().item(), 9 / (1 - p), rtol=0.03, atol=0.0)
     hammer_net.eval()
     with torch.no_grad():
         variance = hammer_net(3 * torch.randn(8192, 8)).var().item()
     torch.testing.assert_close(variance, 1 - p, rtol=0.05, atol=0.0)
+
+
+def test_the_variance_shift_reaches_every_batchnorm_downstream_and_no_layernorm():
+    # "Normalise first, drop after" only moves the shift to the next BatchNorm; LayerNorm keeps no running
+    # statistics and is not shifted; re-estimating the statistics with dropout off cures a BatchNorm.
+    torch.manual_seed(0)
+    p = 0.5
+    swapped = nn.Sequential(nn.BatchNorm1d(8, momentum=None), Dropout(p), nn.BatchNorm1d(8, momentum=None))
+    layer = nn.Sequential(Dropout(p), nn.LayerNorm(8, elementwise_affine=False))
+    hammer = nn.Sequential(Dropout(p), nn.BatchNorm1d(8, momentum=None))
+    with torch.no_grad():
+        for _ in range(30):
+            batch = 3 * torch.randn(512, 8)
+            for net in (swapped, layer, hammer):
+                net(batch)
+        x = 3 * torch.randn(8192, 8)
+        variances = {name: net.eval()(x).var().item() for name, net in (("swapped", swapped), ("layer", layer))}
+        torch.testing.assert_close(variances["swapped"], 1 - p, rtol=0.05, atol=0.0)
+        torch.testing.assert_close(variances["layer"], 1.0, rtol=0.01, atol=0.0)
+        hammer.eval()[1].reset_running_stats()
+        hammer[1].train()  # the BatchNorm re-estimates; the dropout stays in eval mode
+        for _ in range(30):
+            hammer(3 * torch.randn(512, 8))
+        torch.testing.assert_close(hammer.eval()(x).var().item(), 1.0, rtol=0.03, atol=0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_dropout_on_every_dtype_and_on_strided_zero_dim_and_empty_inputs(dtype):
+    # The statistical promise in float16 too, and the edges: a 0-D input, a transposed and an expanded
+    # (stride 0) one, an empty one; each output is 0 or the input over 1 - p, as with nn.Dropout.
+    p = 0.3
+    x = (torch.rand(200, 250, generator=generator(3)) + 0.5).to(dtype)
+    for name, t in (("contiguous", x), ("transposed", x.T), ("expanded", x[:1].expand(200, 250))):
+        for y in (ours(t, p, 0), theirs(t, p, 0)):
+            assert y.shape == t.shape and y.dtype == dtype, name
+            kept = y != 0
+            assert abs((1 - kept.double().mean().item()) - p) <= binomial_tolerance(p, t.numel()), name
+            # 1 / (1 - p) is rounded to the dtype before it multiplies: equal to a rounding, not to the bit.
+            torch.testing.assert_close(y[kept], t[kept] / (1 - p), msg=name)
+    scalar = torch.tensor(2.0, dtype=dtype)
+    for y in (ours(scalar, p, 0), theirs(scalar, p, 0)):
+        assert y.shape == () and y.item() in (0.0, (scalar / (1 - p)).item())
+    for y in (ours(x[:0], p, 0), theirs(x[:0], p, 0)):
+        assert y.shape == (0, 250)
 
 
 def test_figures_are_drawn():

@@ -81,6 +81,114 @@ def test_linear_matches_torch_on_random_shapes(leading, in_features, out_feature
     torch.testing.assert_close(linear(x, weight, bias), F.linear(x, weight, bias))
 
 
+ALL_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+# Magnitudes that stay inside float16's range after a 16-term dot product, from tiny to large.
+SCALES = [1e-3, 1.0, 1e2]
+
+
+def _strided(x, how):
+    """The same values as a contiguous, a transposed (non-contiguous) or an expanded (stride 0) tensor."""
+    if how == "transposed":
+        return x.transpose(0, -2).contiguous().transpose(0, -2)
+    if how == "expanded":
+        return x[:1].expand_as(x)
+    return x
+
+
+def _operands(leading, dtype, scale, bias_shape=(6,), weight_shape=(6, 16), seed=5):
+    g = torch.Generator().manual_seed(seed)
+    x = (scale * torch.randn(*leading, 16, generator=g, dtype=torch.float64)).to(dtype)
+    weight = torch.randn(weight_shape, generator=g, dtype=torch.float64).to(dtype)
+    bias = None if bias_shape is None else (10 * torch.randn(bias_shape, generator=g, dtype=torch.float64)).to(dtype)
+    return x, weight, bias
+
+
+# Where PyTorch fuses the bias into the product too (addmm, one rounding): any 2-D input, contiguous inputs
+# with a 1-D bias, and every input without a bias (the same matmul). There ours is F.linear bit for bit.
+FUSED = [((5,), "contiguous", (6,)), ((5,), "transposed", (6,)), ((5,), "expanded", (1,)), ((5,), "contiguous", ()),
+         ((), "contiguous", (6,)), ((2, 7), "contiguous", (6,)), ((2, 3, 4), "contiguous", (6,)),
+         ((0,), "contiguous", (6,)), ((3, 0, 2), "contiguous", (6,)), ((2, 7), "transposed", None),
+         ((2, 3, 4), "expanded", None)]
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize(("leading", "how", "bias_shape"), FUSED, ids=[f"{lead}-{how}-bias{b}" for lead, how, b in FUSED])
+def test_linear_is_bitwise_f_linear_where_pytorch_fuses_too(leading, how, bias_shape, dtype):
+    for scale in SCALES:
+        x, weight, bias = _operands(leading, dtype, scale, bias_shape)
+        x = _strided(x, how) if x.dim() > 1 and x.shape[0] else x
+        ours, theirs = linear(x, weight, bias), F.linear(x, weight, bias)
+        assert ours.shape == theirs.shape == (*leading, 6) and ours.dtype == dtype
+        assert torch.equal(ours, theirs), f"scale {scale}"
+
+
+# Where PyTorch does not fuse (a non-contiguous input of 3+ dims, or a 0-D bias on an input of other
+# than 2 dims; a (1,) bias there too in some releases) it rounds the product and then the sum; ours rounds
+# once, as the fused path does.
+UNFUSED = [((2, 7), "transposed", (6,)), ((2, 7), "expanded", (6,)), ((2, 7), "contiguous", ()),
+           ((2, 3, 4), "transposed", (1,)), ((2, 3, 4), "contiguous", (1,)), ((), "contiguous", ())]
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize(("leading", "how", "bias_shape"), UNFUSED, ids=[f"{lead}-{how}-bias{b}" for lead, how, b in UNFUSED])
+def test_where_pytorch_rounds_twice_ours_is_one_rounding_away(leading, how, bias_shape, dtype):
+    x, weight, bias = _operands(leading, dtype, 1.0, bias_shape, seed=6)
+    x = _strided(x, how)
+    ours, theirs = linear(x, weight, bias), F.linear(x, weight, bias)
+    # Ours is the fused path's answer: that of a contiguous copy with a full (out_features,) bias.
+    assert torch.equal(ours, F.linear(x.contiguous(), weight, bias.expand(6).contiguous()))
+    if dtype in (torch.float32, torch.float64):
+        # The extra rounding is lost in the noise here, but matmul may also sum in another order (a batched
+        # product for a non-contiguous 4-D input): equal to the usual tolerance, not always to the bit.
+        torch.testing.assert_close(ours, theirs)
+        return
+    # Two roundings against one: at most a rounding of the product and one of the output apart.
+    product = x.double() @ weight.double().T
+    eps = torch.finfo(dtype).eps
+    assert bool(((ours.double() - theirs.double()).abs() <= eps * (product.abs() + ours.double().abs())).all())
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_linear_accepts_the_weight_and_bias_shapes_f_linear_documents(dtype):
+    for leading in ((), (5,), (2, 3)):
+        x, weight, bias = _operands(leading, dtype, 1.0, (), weight_shape=(16,))
+        # A 1-D weight: one output neuron, no feature dim in the output.
+        for b in (None, bias):
+            ours = linear(x, weight, b)
+            assert ours.shape == leading
+            # PyTorch refuses a 2-D input with a 1-D weight and a bias (pinned below).
+            if len(leading) != 1 or b is None:
+                assert torch.equal(ours, F.linear(x, weight, b))
+    x, weight, _ = _operands((4, 3), torch.float64, 1.0, None)
+    for bias_shape in ((), (1,), (6,)):
+        bias = torch.randn(bias_shape, dtype=torch.float64)
+        tensors = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        theirs_tensors = [t.clone().requires_grad_() for t in (x, weight, bias)]
+        upstream = torch.randn(4, 3, 6, dtype=torch.float64)
+        (linear(*tensors) * upstream).sum().backward()
+        (F.linear(*theirs_tensors) * upstream).sum().backward()
+        for a, b in zip(tensors, theirs_tensors, strict=True):
+            torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_the_shapes_where_ours_differs_from_pytorch():
+    # PyTorch documents a 1-D weight with a 0-D bias, but refuses it for a 2-D input; ours computes it.
+    x, weight, bias = torch.randn(5, 4), torch.randn(4), torch.tensor(0.5)
+    with pytest.raises(RuntimeError, match="mat2 must be a matrix"):
+        F.linear(x, weight, bias)
+    torch.testing.assert_close(linear(x, weight, bias), x @ weight + bias)
+    # PyTorch broadcasts an undocumented (N, out) bias on a 2-D input; ours takes only the documented shapes.
+    assert F.linear(x, torch.randn(3, 4), torch.zeros(5, 3)).shape == (5, 3)
+    with pytest.raises(ValueError, match=r"got \(5, 3\)"):
+        linear(x, torch.randn(3, 4), torch.zeros(5, 3))
+
+
+def test_zero_in_features_gives_the_bias():
+    x, weight, bias = torch.randn(3, 0), torch.randn(4, 0), torch.randn(4)
+    assert torch.equal(linear(x, weight, bias), F.linear(x, weight, bias))
+    assert torch.equal(linear(x, weight, bias), bias.expand(3, 4))
+
+
 def test_output_j_is_the_dot_product_with_row_j_plus_bias_j():
     g = torch.Generator().manual_seed(0)
     x, weight, bias = torch.randn(2, 3, 4, generator=g), torch.randn(5, 4, generator=g), torch.randn(5, generator=g)
@@ -122,12 +230,14 @@ def test_linear_refuses_bad_input():
     x, weight, bias = torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(3)
     with pytest.raises(ValueError, match="at least 1 dimension"):
         linear(torch.tensor(1.0), weight, bias)
-    with pytest.raises(ValueError, match=r"in_features = weight.size\(1\) = 4, got input shape \(2, 5\)"):
+    with pytest.raises(ValueError, match=r"in_features = weight.size\(-1\) = 4, got input shape \(2, 5\)"):
         linear(torch.zeros(2, 5), weight, bias)
-    with pytest.raises(ValueError, match=r"weight must be 2-D .* got shape \(4,\)"):
-        linear(x, torch.zeros(4), bias)
-    with pytest.raises(ValueError, match=r"bias must have shape \(out_features,\) = \(3,\), got \(1, 3\)"):
+    with pytest.raises(ValueError, match=r"weight must be 2-D .* or 1-D .* got shape \(1, 3, 4\)"):
+        linear(x, torch.zeros(1, 3, 4), bias)
+    with pytest.raises(ValueError, match=r"bias must have shape \(out_features,\) = \(3,\), or \(\) or \(1,\), got \(1, 3\)"):
         linear(x, weight, bias[None])
+    with pytest.raises(ValueError, match=r"bias must be 0-D, one value, with a 1-D weight, got shape \(3,\)"):
+        linear(x, weight[0], bias)
     with pytest.raises(TypeError, match="input and weight must share a dtype"):
         linear(x.double(), weight, bias)
     with pytest.raises(TypeError, match="bias and weight must share a dtype"):
@@ -334,7 +444,7 @@ def test_module_refuses_bad_arguments():
         Linear(True, 3)
     with pytest.raises(TypeError, match="bias must be a bool, got 1"):
         Linear(4, 3, bias=1)
-    with pytest.raises(ValueError, match="in_features = weight.size\\(1\\) = 4, got input shape \\(2, 3\\)"):
+    with pytest.raises(ValueError, match="in_features = weight.size\\(-1\\) = 4, got input shape \\(2, 3\\)"):
         Linear(4, 3)(torch.zeros(2, 3))
 
 

@@ -270,7 +270,7 @@ def test_bad_inputs_are_refused_clearly(make, x, error, match):
         (lambda: BatchNorm2d(2.0), "num_features must be a positive int, got 2.0"),
         (lambda: BatchNorm1d(3, momentum=1.5), r"momentum must be None or a number in \[0, 1\], got 1.5"),
         (lambda: BatchNorm1d(3, eps=-1.0), "eps must be a real number >= 0, got -1.0"),
-        (lambda: LayerNorm(()), r"normalized_shape must be a positive int .*got \(\)"),
+        (lambda: LayerNorm(()), r"normalized_shape must be a non-negative int .*got \(\)"),
         (lambda: LayerNorm("8"), "got '8'"),
         (lambda: LayerNorm((2.0, 3)), r"got \(2.0, 3\)"),
         (lambda: LayerNorm(4, eps=float("nan")), "eps must be a real number >= 0, got nan"),
@@ -510,3 +510,156 @@ def test_check_fold_leaves_the_global_seed_alone():
     torch.manual_seed(7)
     check_fold_batchnorm_into_linear(fold_batchnorm_into_linear)
     assert torch.equal(torch.rand(3), expected)
+
+
+# Half precision. PyTorch and ours compute float16 and bfloat16 in float32 and round once at the end, so
+# the two may round a value to neighbouring numbers of the output's dtype and never further: the tolerance
+# is one spacing, eps, relative to the value or to 1 near zero (|ours - theirs| <= eps * (1 + |theirs|)).
+HALVES = [torch.float16, torch.bfloat16]
+# From tiny to past float16's overflow of the variance (a spread above 256), and bfloat16's wide range.
+HALF_SCALES = {torch.float16: [1e-4, 1.0, 300.0, 2000.0], torch.bfloat16: [1e-4, 1.0, 300.0, 1e18]}
+HALF_CASES = [(dtype, scale) for dtype in HALVES for scale in HALF_SCALES[dtype]]
+HALF_IDS = [f"{str(d)[6:]}-{s:g}" for d, s in HALF_CASES]
+
+
+def _one_rounding(dtype, roundings=1):
+    eps = torch.finfo(dtype).eps
+    return {"rtol": roundings * eps, "atol": roundings * eps}
+
+
+@pytest.mark.parametrize("param_dtype", ["same", torch.float32])
+@pytest.mark.parametrize(("dtype", "scale"), HALF_CASES, ids=HALF_IDS)
+def test_layer_norm_in_half_precision_is_one_rounding_from_torch(dtype, scale, param_dtype):
+    param_dtype = dtype if param_dtype == "same" else param_dtype
+    for shift in (0.0, 4.0 * scale):
+        x = _randn((4, 6, 32), seed=1, scale=scale, shift=shift).to(dtype)
+        weight, bias = _randn(32, seed=2, dtype=param_dtype, scale=0.5, shift=1.0), _randn(32, seed=3, dtype=param_dtype)
+        got, expected = layer_norm(x, 32, weight, bias), F.layer_norm(x, (32,), weight, bias)
+        assert got.dtype == expected.dtype == dtype
+        torch.testing.assert_close(got, expected, **_one_rounding(dtype))
+    ours, theirs = _ln_pair((6, 32), param_dtype)
+    torch.testing.assert_close(ours(x), theirs(x), **_one_rounding(dtype))
+
+
+@pytest.mark.parametrize(("ours_cls", "theirs_cls", "shape"), [BN_CASES[1], BN_CASES[5]], ids=[BN_IDS[1], BN_IDS[5]])
+@pytest.mark.parametrize(("dtype", "scale"), HALF_CASES, ids=HALF_IDS)
+def test_batchnorm_on_half_inputs_with_float32_parameters_is_one_rounding_from_torch(ours_cls, theirs_cls, shape, dtype, scale):
+    # Autocast-style: float32 parameters and buffers, half activations. The running statistics are float32.
+    ours, theirs = _bn_pair(ours_cls, theirs_cls, shape[1], torch.float32)
+    for step in range(3):
+        x = _randn(shape, seed=step, scale=scale, shift=step * scale).to(dtype)
+        got, expected = ours(x), theirs(x)
+        assert got.dtype == expected.dtype == dtype
+        torch.testing.assert_close(got, expected, **_one_rounding(dtype))
+        _assert_same_state(ours, theirs)
+    assert torch.isfinite(ours.running_var).all()
+    ours.eval()
+    theirs.eval()
+    torch.testing.assert_close(ours(x), theirs(x), **_one_rounding(dtype))
+
+
+@pytest.mark.parametrize(("dtype", "scale"), HALF_CASES, ids=HALF_IDS)
+def test_batchnorm_with_half_parameters_matches_torch_to_a_few_roundings(dtype, scale):
+    # PyTorch's CPU kernel rounds the batch mean and 1/sigma to the parameters' half dtype; ours keeps them
+    # in float32 (the lesson's "Where it differs"). On centred inputs that costs at most three roundings in
+    # training; evaluation agrees to one, and the running statistics (inf where the variance overflows
+    # float16) to two, at the data's scale.
+    ours, theirs = _bn_pair(BatchNorm1d, nn.BatchNorm1d, 3, dtype)
+    for step in range(3):
+        x = _randn((16, 3, 8), seed=step, scale=scale, shift=0.0).to(dtype)
+        got, expected = ours(x), theirs(x)
+        assert got.dtype == expected.dtype == dtype
+        torch.testing.assert_close(got, expected, **_one_rounding(dtype, roundings=3))
+        for name in ("running_mean", "running_var"):
+            eps = torch.finfo(dtype).eps
+            torch.testing.assert_close(getattr(ours, name), getattr(theirs, name), rtol=2 * eps, atol=eps * scale)
+    assert bool(torch.isinf(ours.running_var).all()) == (dtype == torch.float16 and scale >= 2000)
+    ours.eval()
+    theirs.eval()
+    torch.testing.assert_close(ours(x), theirs(x), **_one_rounding(dtype))
+
+
+@pytest.mark.parametrize("dtype", HALVES)
+def test_batchnorm_with_half_parameters_stays_one_rounding_from_exact_where_torch_drifts(dtype):
+    # The pinned difference: a mean of 100 standard deviations. PyTorch's rounded batch mean moves every
+    # output; ours is the float64 answer rounded once.
+    x = _randn((16, 3, 32), seed=0, scale=1.0, shift=100.0).to(dtype)
+    ours = batch_norm(x, None, None, training=True)
+    theirs = F.batch_norm(x, None, None, training=True)
+    exact = batch_norm(x.double(), None, None, training=True)
+    torch.testing.assert_close(ours.double(), exact, **_one_rounding(dtype))
+    ours_error, theirs_error = ((t.double() - exact).abs().max().item() for t in (ours, theirs))
+    assert theirs_error > 2 * ours_error
+
+
+@pytest.mark.parametrize("dtype", HALVES)
+def test_a_float16_spread_above_256_is_not_zeroed(dtype):
+    # The variance of a spread of 1000 is 1e6, past float16's 65504: in float16 it would be inf, and the
+    # row would be divided into zeros. Statistics in float32 keep it.
+    x = _randn((8, 64), seed=0, scale=1000.0, shift=0.0).to(dtype)
+    y = layer_norm(x, 64)
+    torch.testing.assert_close(y.float().std(dim=-1, correction=0), torch.ones(8), atol=1e-2, rtol=0)
+    bn = BatchNorm1d(64, dtype=dtype)
+    assert bn(x).float().std().item() > 0.9 and torch.isfinite(bn.running_mean).all()
+
+
+def test_mixed_dtypes_pytorch_refuses_are_taken_and_keep_the_inputs_dtype():
+    # The pinned difference: PyTorch's CPU kernels take float32 parameters only for a half input.
+    x, weight = _randn((3, 8), seed=0), torch.ones(8)
+    with pytest.raises(RuntimeError, match="mixed dtype"):
+        F.layer_norm(x, (8,), weight)
+    got = layer_norm(x, 8, weight)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, F.layer_norm(x, (8,), weight.double()))
+    with pytest.raises(RuntimeError, match="mixed dtype"):
+        F.batch_norm(x, torch.zeros(8), torch.ones(8), training=True)
+    assert batch_norm(x, torch.zeros(8), torch.ones(8), training=True).dtype == torch.float64
+
+
+def _strided_variants(x):
+    """The same values as contiguous, transposed (non-contiguous) and expanded (stride 0) tensors."""
+    transposed = x.transpose(0, 1).contiguous().transpose(0, 1)
+    expanded = x[:1].expand_as(x) if x.shape[0] else x
+    return {"contiguous": x, "transposed": transposed, "expanded": expanded}
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_layer_norm_on_strided_expanded_empty_and_extreme_inputs(dtype, scale):
+    x = _randn((5, 4, 8), seed=0, dtype=dtype, scale=scale, shift=scale)
+    weight, bias = _randn(8, seed=1, dtype=dtype), _randn(8, seed=2, dtype=dtype)
+    for name, t in _strided_variants(x).items():
+        got, expected = layer_norm(t, 8, weight, bias), F.layer_norm(t, (8,), weight, bias)
+        torch.testing.assert_close(got, expected, msg=lambda m, name=name: f"{name}: {m}")
+    for empty, normalized_shape in (((0, 8), (8,)), ((3, 0), (0,)), ((2, 0, 4), (0, 4))):
+        t = torch.randn(empty, dtype=dtype)
+        assert layer_norm(t, normalized_shape).shape == F.layer_norm(t, normalized_shape).shape == empty
+    ours, theirs = LayerNorm(0), nn.LayerNorm(0)
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    assert ours(torch.randn(3, 0)).shape == theirs(torch.randn(3, 0)).shape == (3, 0)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e6])
+def test_batchnorm_on_strided_expanded_channels_last_and_empty_inputs(scale):
+    x = _randn((6, 3, 4, 5), seed=0, scale=scale, shift=scale)
+    variants = {**_strided_variants(x), "channels_last": x.to(memory_format=torch.channels_last)}
+    for name, t in variants.items():
+        ours, theirs = _bn_pair(BatchNorm2d, nn.BatchNorm2d, 3, torch.float64)
+        for _ in range(2):
+            torch.testing.assert_close(ours(t), theirs(t), msg=lambda m, name=name: f"{name}: {m}")
+        _assert_same_state(ours, theirs)
+    for empty in ((0, 3), (0, 3, 4), (2, 3, 0)):
+        ours, theirs = BatchNorm1d(3), nn.BatchNorm1d(3)
+        t = torch.randn(empty)
+        assert ours(t).shape == theirs(t).shape == empty
+        _assert_same_state(ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", HALVES + [torch.float32])
+def test_group_norm_in_every_dtype(dtype):
+    x = _randn((2, 6, 5), seed=0, scale=300.0).to(dtype)
+    weight, bias = _randn(6, seed=1, dtype=dtype), _randn(6, seed=2, dtype=dtype)
+    got, expected = group_norm(x, 3, weight, bias), F.group_norm(x, 3, weight, bias)
+    assert got.dtype == expected.dtype == dtype
+    tolerance = _one_rounding(dtype) if dtype in HALVES else {}
+    torch.testing.assert_close(got, expected, **tolerance)

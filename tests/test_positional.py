@@ -208,7 +208,7 @@ def test_positions_break_the_symmetry():
 
 
 def test_sinusoidal_module_buffer_is_non_persistent_and_moves():
-    encode = SinusoidalPositionalEncoding(8, max_len=32)
+    encode = SinusoidalPositionalEncoding(32, 8)
     assert list(encode.parameters()) == []
     assert [name for name, _ in encode.named_buffers()] == ["pe"]
     assert list(encode.state_dict()) == []
@@ -216,14 +216,14 @@ def test_sinusoidal_module_buffer_is_non_persistent_and_moves():
     torch.testing.assert_close(encode.pe, sinusoidal_positions(32, 8))
     assert encode.to(torch.float64).pe.dtype == torch.float64
     # A checkpoint saved with another max_len loads strictly, because the table is not in it.
-    result = SinusoidalPositionalEncoding(8, max_len=4).load_state_dict(encode.state_dict(), strict=True)
+    result = SinusoidalPositionalEncoding(4, 8).load_state_dict(encode.state_dict(), strict=True)
     assert result.missing_keys == [] and result.unexpected_keys == []
 
 
 @pytest.mark.parametrize("module_cls", ["sinusoidal", "learned"])
 @pytest.mark.parametrize(("B", "T"), [(1, 1), (2, 5), (3, 16), (0, 4)])
 def test_modules_add_the_rows_of_their_table(module_cls, B, T):
-    module = SinusoidalPositionalEncoding(6, max_len=16) if module_cls == "sinusoidal" else LearnedPositionalEmbedding(16, 6)
+    module = SinusoidalPositionalEncoding(16, 6) if module_cls == "sinusoidal" else LearnedPositionalEmbedding(16, 6)
     table = module.pe if module_cls == "sinusoidal" else module.embedding.weight
     x = torch.randn(B, T, 6)
     out = module(x)
@@ -234,7 +234,7 @@ def test_modules_add_the_rows_of_their_table(module_cls, B, T):
     torch.testing.assert_close(module(x, positions=torch.arange(T).flip(0)), x + table[:T].flip(0))
 
 
-@pytest.mark.parametrize("module", [SinusoidalPositionalEncoding(4, max_len=8), LearnedPositionalEmbedding(8, 4)])
+@pytest.mark.parametrize("module", [SinusoidalPositionalEncoding(8, 4), LearnedPositionalEmbedding(8, 4)])
 def test_modules_refuse_what_does_not_fit(module):
     with pytest.raises(ValueError, match="sequence length T=9 exceeds max_len=8"):
         module(torch.zeros(1, 9, 4))
@@ -258,11 +258,13 @@ def test_modules_refuse_what_does_not_fit(module):
 
 def test_module_constructor_errors():
     with pytest.raises(ValueError, match="embedding_dim must be a positive even int"):
-        SinusoidalPositionalEncoding(5)
+        SinusoidalPositionalEncoding(8, 5)
     with pytest.raises(ValueError, match="max_len must be an int of at least 1, got 0"):
-        SinusoidalPositionalEncoding(4, max_len=0)
+        SinusoidalPositionalEncoding(0, 4)
     with pytest.raises(ValueError, match="dropout must be a number in"):
-        SinusoidalPositionalEncoding(4, dropout=1.5)
+        SinusoidalPositionalEncoding(8, 4, dropout=1.5)
+    with pytest.raises(ValueError, match="base must be a positive finite number, got 0.0"):
+        SinusoidalPositionalEncoding(8, 4, base=0.0)
     with pytest.raises(ValueError, match="max_len must be an int of at least 1, got -3"):
         LearnedPositionalEmbedding(-3, 4)
     with pytest.raises(ValueError, match="embedding_dim must be an int of at least 1"):
@@ -272,7 +274,7 @@ def test_module_constructor_errors():
 
 @pytest.mark.parametrize("module_cls", [SinusoidalPositionalEncoding, LearnedPositionalEmbedding])
 def test_dropout_only_in_training(module_cls):
-    module = module_cls(8, max_len=64, dropout=0.5) if module_cls is SinusoidalPositionalEncoding else module_cls(64, 8, dropout=0.5)
+    module = module_cls(64, 8, dropout=0.5)
     x = torch.randn(4, 64, 8)
     out = module(x)
     zeros = (out == 0).float().mean().item()
@@ -285,7 +287,7 @@ def test_dropout_only_in_training(module_cls):
 
 
 def test_gradients():
-    encode = SinusoidalPositionalEncoding(4, max_len=8).double()
+    encode = SinusoidalPositionalEncoding(8, 4).double()
     x = torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(encode, (x,))
     learned = LearnedPositionalEmbedding(8, 4).double()
@@ -298,7 +300,7 @@ def test_gradients():
 
 
 def test_module_output_keeps_the_input_dtype():
-    encode = SinusoidalPositionalEncoding(4, max_len=8)
+    encode = SinusoidalPositionalEncoding(8, 4)
     assert encode(torch.zeros(1, 3, 4, dtype=torch.bfloat16)).dtype == torch.bfloat16
     assert LearnedPositionalEmbedding(8, 4)(torch.zeros(1, 3, 4, dtype=torch.float64)).dtype == torch.float64
 
@@ -323,7 +325,7 @@ def test_padded_batches_encode_like_unpadded_sentences(lengths, left):
     T = max(lengths)
     g = torch.Generator().manual_seed(len(lengths))
     sentences = [torch.randn(1, n, 4, generator=g) for n in lengths]
-    encode = SinusoidalPositionalEncoding(4, max_len=8)
+    encode = SinusoidalPositionalEncoding(8, 4)
     learned = LearnedPositionalEmbedding(8, 4)
     batch, mask = torch.zeros(len(lengths), T, 4), torch.zeros(len(lengths), T, dtype=torch.bool)
     for b, (s, n) in enumerate(zip(sentences, lengths, strict=True)):
@@ -337,7 +339,7 @@ def test_padded_batches_encode_like_unpadded_sentences(lengths, left):
 
 
 def test_left_padding_with_arange_shifts_positions():
-    encode = SinusoidalPositionalEncoding(4, max_len=8)
+    encode = SinusoidalPositionalEncoding(8, 4)
     sentence = torch.randn(1, 3, 4)
     padded = torch.cat([torch.zeros(1, 2, 4), sentence], dim=1)
     assert not torch.allclose(encode(padded)[:, 2:], encode(sentence))
@@ -438,3 +440,46 @@ def test_relative_checker_rejects_wrong_attempts(attempt):
 def test_plots_draw_figures():
     heatmap = plot_sinusoidal_heatmap(num_positions=10, embedding_dim=8)
     assert isinstance(heatmap, Figure) and len(heatmap.axes) == 4
+
+def test_both_modules_take_max_len_then_embedding_dim():
+    import inspect
+
+    for cls in (SinusoidalPositionalEncoding, LearnedPositionalEmbedding):
+        assert list(inspect.signature(cls).parameters)[:3] == ["max_len", "embedding_dim", "dropout"], cls
+        module = cls(12, 6)
+        assert (module.max_len, module.embedding_dim) == (12, 6)
+    assert SinusoidalPositionalEncoding(12, 6).pe.shape == LearnedPositionalEmbedding(12, 6).embedding.weight.shape
+
+
+def test_the_table_survives_meta_initialisation_only_through_reset_parameters():
+    with torch.device("meta"):
+        module = SinusoidalPositionalEncoding(16, 8)
+    assert module.pe.is_meta
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)  # uninitialised memory is filled with NaN: garbage made visible
+    try:
+        module.to_empty(device="cpu")
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    result = module.load_state_dict({}, strict=True)  # reports success: the buffer is not in any checkpoint
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert module.pe.isnan().all()
+    module.reset_parameters()
+    assert torch.equal(module.pe, sinusoidal_positions(16, 8))
+    # reset_parameters keeps the buffer's dtype, and recomputes rather than casts.
+    module.double().pe.fill_(0.0)
+    module.reset_parameters()
+    assert torch.equal(module.pe, sinusoidal_positions(16, 8, dtype=torch.float64))
+    # A learned table is a parameter: the checkpoint restores it.
+    with torch.device("meta"):
+        learned = LearnedPositionalEmbedding(16, 8)
+    learned.to_empty(device="cpu")
+    trained = LearnedPositionalEmbedding(16, 8)
+    learned.load_state_dict(trained.state_dict())
+    assert torch.equal(learned.embedding.weight, trained.embedding.weight)
+
+
+def test_the_learned_table_starts_from_nn_embeddings_n01():
+    torch.manual_seed(0)
+    learned = LearnedPositionalEmbedding(1024, 256)
+    assert 0.98 < learned.embedding.weight.std().item() < 1.02

@@ -102,7 +102,9 @@ def test_gradcheck_in_float64(shape, normalized_shape, eps):
     x = _input(shape, torch.float64, requires_grad=True)
     weight = _weight(normalized_shape, torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, w: rms_norm(x, normalized_shape, w, eps), (x, weight))
-    assert torch.autograd.gradgradcheck(lambda x, w: rms_norm(x, normalized_shape, w, eps), (x, weight))
+    # The second derivative through a random projection (fast_mode): the full Jacobian of the gradient is
+    # (numel)^2 entries, and the projection catches the same mistakes at a fraction of the cost.
+    assert torch.autograd.gradgradcheck(lambda x, w: rms_norm(x, normalized_shape, w, eps), (x, weight), fast_mode=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
@@ -147,6 +149,23 @@ def test_float16_large_values_do_not_overflow():
     assert out.isfinite().all()
     if TORCH_IN_FLOAT32:
         torch.testing.assert_close(out, F.rms_norm(h, (4,)))
+
+
+@needs_float32_torch
+@pytest.mark.filterwarnings("ignore:Mismatch dtype between input and weight")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_every_dtype_on_strided_expanded_and_extreme_inputs(dtype):
+    # Transposed (non-contiguous) and expanded (stride 0) inputs, magnitudes from tiny to large (inside
+    # float16's range), float32 weights for the half dtypes as under autocast. Half outputs: one rounding.
+    tolerance = {"rtol": torch.finfo(dtype).eps, "atol": torch.finfo(dtype).eps} if dtype in HALF else {}
+    big = 3e3 if dtype == torch.float16 else 1e6
+    for scale in (1e-3, 1.0, big):
+        x = _input((16, 6), dtype, seed=3, scale=scale)
+        for name, t in (("transposed", x.T.contiguous().T), ("expanded", x[:1].expand(16, 6)), ("contiguous", x)):
+            for weight in (None, _weight(6, torch.float32 if dtype in HALF else dtype)):
+                ours, theirs = rms_norm(t, 6, weight, 1e-6), F.rms_norm(t, (6,), weight, 1e-6)
+                assert ours.dtype == theirs.dtype == dtype
+                torch.testing.assert_close(ours, theirs, **tolerance, msg=lambda m, n=name, s=scale: f"{n}, {s:g}: {m}")
 
 
 def test_edge_values():
@@ -388,3 +407,17 @@ def test_qk_norm_solution_passes_and_wrong_attempts_fail():
         qk_norm(torch.randn(2, 8), torch.randn(1, 1, 2, 8), torch.ones(8), torch.ones(8))
     with pytest.raises(ValueError, match="q and k must share d_head, got 8 and 4"):
         qk_norm(torch.randn(1, 1, 2, 8), torch.randn(1, 1, 2, 4), torch.ones(8), torch.ones(4))
+
+
+def test_only_a_one_pass_layernorm_cancels():
+    # The lesson's correction: RMSNorm's numerical edge is over a one-pass LayerNorm (mean(x^2) - mean(x)^2),
+    # not over a two-pass one or PyTorch's (Welford) kernel; both of those keep the variance of a row whose
+    # mean is large against its spread.
+    x = _input((8, 512), torch.float32, seed=4) + 1000.0
+    exact = x.double().var(dim=-1, correction=0)
+    one_pass = x.pow(2).mean(dim=-1) - x.mean(dim=-1).pow(2)
+    two_pass = (x - x.mean(dim=-1, keepdim=True)).pow(2).mean(dim=-1)
+    assert ((one_pass.double() - exact) / exact).abs().max() > 1e-2
+    torch.testing.assert_close(two_pass.double(), exact, rtol=1e-5, atol=0.0)
+    normalised = (x.double() - x.double().mean(dim=-1, keepdim=True)) / (exact[:, None] + 1e-5).sqrt()
+    torch.testing.assert_close(F.layer_norm(x, (512,)).double(), normalised, rtol=1e-4, atol=1e-4)

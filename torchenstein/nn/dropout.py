@@ -17,7 +17,7 @@ r"""
 - write `dropout` and a `Dropout` module from scratch, with PyTorch's argument names and edge cases, and
   test them against `nn.Dropout` with tolerances derived from the binomial distribution;
 - show that the gradient flows through the very same scaled mask;
-- measure how dropout inflates the variance, and why that upsets a `BatchNorm` placed after it;
+- measure how dropout inflates the variance, and why that upsets every `BatchNorm` downstream of it;
 - drop attention weights, whole channels (`Dropout1d/2d/3d`) and whole residual branches (DropPath).
 
 ## The idea: forget at random
@@ -71,10 +71,11 @@ $2^4 = 16$ masks: weigh each thinned output by the probability of its mask and a
 >>> masks = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64)  # (16, 4)
 >>> prob = (masks * (1 - p) + (1 - masks) * p).prod(dim=1)   # (16,): probability of each mask
 >>> outputs = masks * x / (1 - p)                             # (16, 4): every thinned output
->>> masks.shape[0], round(prob.sum().item(), 12)
-(16, 1.0)
->>> torch.allclose(prob @ outputs, x), torch.allclose(prob @ (outputs - x) ** 2, x**2 * p / (1 - p))
-(True, True)
+>>> {"masks": masks.shape[0], "total probability": round(prob.sum().item(), 12)}
+{'masks': 16, 'total probability': 1.0}
+>>> {"E[y] = x": torch.allclose(prob @ outputs, x),
+...  "Var[y] = x^2 p / (1 - p)": torch.allclose(prob @ (outputs - x) ** 2, x**2 * p / (1 - p))}
+{'E[y] = x': True, 'Var[y] = x^2 p / (1 - p)': True}
 
 ```
 
@@ -117,15 +118,18 @@ PyTorch's own CPU path returns early for `p=0` just the same. Anything outside $
 ```pycon
 >>> x = torch.randn(6)
 >>> state = g.get_state()
->>> dropout(x, p=0.0, generator=g) is x, dropout(x, training=False, generator=g) is x
-(True, True)
->>> torch.equal(dropout(x, p=1.0, generator=g), torch.zeros(6)), torch.equal(F.dropout(x, p=1.0), torch.zeros(6))
-(True, True)
+>>> {"p=0 returns x": dropout(x, p=0.0, generator=g) is x,
+...  "eval returns x": dropout(x, training=False, generator=g) is x}
+{'p=0 returns x': True, 'eval returns x': True}
+>>> {"ours at p=1 is zero": torch.equal(dropout(x, p=1.0, generator=g), torch.zeros(6)),
+...  "PyTorch's at p=1 is zero": torch.equal(F.dropout(x, p=1.0), torch.zeros(6))}
+{'ours at p=1 is zero': True, "PyTorch's at p=1 is zero": True}
 >>> torch.equal(g.get_state(), state)       # no random number was drawn
 True
 >>> rng = torch.get_rng_state()
->>> torch.equal(F.dropout(x, p=0.0), x), torch.equal(torch.get_rng_state(), rng)
-(True, True)
+>>> {"PyTorch's p=0 is the identity": torch.equal(F.dropout(x, p=0.0), x),
+...  "and draws nothing": torch.equal(torch.get_rng_state(), rng)}
+{"PyTorch's p=0 is the identity": True, 'and draws nothing': True}
 >>> dropout(x, p=1.5)
 Traceback (most recent call last):
 ...
@@ -151,13 +155,14 @@ empty, like PyTorch's. In training mode it drops; in eval mode it returns its in
 >>> y, y_torch = drop(x), theirs(x)
 >>> y.unique(), y_torch.unique()
 (tensor([0.0000, 1.3333]), tensor([0.0000, 1.3333]))
->>> round((y == 0).float().mean().item(), 2), round((y_torch == 0).float().mean().item(), 2)
-(0.25, 0.25)
->>> round(y.mean().item(), 2), round(y_torch.mean().item(), 2)      # the mean is preserved
-(1.0, 1.0)
+>>> {"zeroed, ours": round((y == 0).float().mean().item(), 2),
+...  "zeroed, PyTorch's": round((y_torch == 0).float().mean().item(), 2)}
+{'zeroed, ours': 0.25, "zeroed, PyTorch's": 0.25}
+>>> {"mean, ours": round(y.mean().item(), 2), "mean, PyTorch's": round(y_torch.mean().item(), 2)}   # preserved
+{'mean, ours': 1.0, "mean, PyTorch's": 1.0}
 >>> _ = drop.eval(), theirs.eval()
->>> torch.equal(drop(x), x), torch.equal(theirs(x), x)
-(True, True)
+>>> {"eval, ours": torch.equal(drop(x), x), "eval, PyTorch's": torch.equal(theirs(x), x)}
+{'eval, ours': True, "eval, PyTorch's": True}
 
 ```
 
@@ -248,8 +253,9 @@ factor, measured factor, and whether the mean stayed at 0):
 
 ```
 
-Any layer that *learns* the scale of its input in training, a `BatchNorm` most of all, is fooled by this;
-the last of Dr. Hammer's traps shows the damage.
+Any layer that *remembers* the scale of its input from training, a `BatchNorm` with its running
+statistics most of all, is fooled by this wherever it sits downstream of the dropout; the last of
+Dr. Hammer's traps shows the damage and the cures.
 
 ## Dropout on attention weights
 
@@ -267,8 +273,9 @@ the clean weight divided by $1 - p$, and the output is exactly the dropped weigh
 >>> _, clean = attention_with_weights(q, k, v)
 >>> out, dropped = attention_with_weights(q, k, v, dropout_p=0.2)
 >>> kept = dropped != 0
->>> torch.allclose(dropped[kept], clean[kept] / 0.8), torch.allclose(out, dropped @ v)
-(True, True)
+>>> {"survivors scaled by 1 / 0.8": torch.allclose(dropped[kept], clean[kept] / 0.8),
+...  "output = dropped weights @ v": torch.allclose(out, dropped @ v)}
+{'survivors scaled by 1 / 0.8': True, 'output = dropped weights @ v': True}
 >>> round(kept.float().mean().item(), 1)
 0.8
 
@@ -299,8 +306,8 @@ True
 >>> x = torch.ones(64, 256, 4, 4)
 >>> ours = channel_dropout(x, p=0.3, generator=torch.Generator().manual_seed(0))
 >>> theirs = nn.Dropout2d(p=0.3)(x)
->>> [torch.equal(t.amin(dim=(2, 3)), t.amax(dim=(2, 3))) for t in (ours, theirs)]
-[True, True]
+>>> {name: torch.equal(t.amin(dim=(2, 3)), t.amax(dim=(2, 3))) for name, t in (("ours", ours), ("Dropout2d", theirs))}
+{'ours': True, 'Dropout2d': True}
 >>> [round((t[:, :, 0, 0] == 0).float().mean().item(), 1) for t in (ours, theirs)]
 [0.3, 0.3]
 
@@ -317,24 +324,24 @@ binomial tolerance of the tests is computed from the number of channels.
     thinned network, not of the ensemble. Here a hand-made classifier that is right on every example in
     evaluation loses a good share of its accuracy in training mode.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> model = nn.Sequential(Dropout(p=0.25), nn.Linear(16, 1, bias=False))
->>> _ = nn.init.ones_(model[1].weight)              # the classifier: "is the sum positive?"
->>> x = torch.randn(10_000, 16)
->>> labels = x.sum(dim=1, keepdim=True) > 0
->>> with torch.no_grad():
-...     first, second = model(x), model(x)           # Hammer: still in training mode
-...     hammer_accuracy = ((first > 0) == labels).float().mean().item()
-...     _ = model.eval()
-...     eval_accuracy = ((model(x) > 0) == labels).float().mean().item()
-...     same = torch.equal(model(x), model(x))
->>> torch.equal(first, second), round(hammer_accuracy, 1)
-(False, 0.8)
->>> same, eval_accuracy
-(True, 1.0)
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(Dropout(p=0.25), nn.Linear(16, 1, bias=False))
+    >>> _ = nn.init.ones_(model[1].weight)              # the classifier: "is the sum positive?"
+    >>> x = torch.randn(10_000, 16)
+    >>> labels = x.sum(dim=1, keepdim=True) > 0
+    >>> with torch.no_grad():
+    ...     first, second = model(x), model(x)           # Hammer: still in training mode
+    ...     hammer_accuracy = ((first > 0) == labels).float().mean().item()
+    ...     _ = model.eval()
+    ...     eval_accuracy = ((model(x) > 0) == labels).float().mean().item()
+    ...     same = torch.equal(model(x), model(x))
+    >>> {"two calls agree": torch.equal(first, second), "accuracy": round(hammer_accuracy, 1)}   # Hammer
+    {'two calls agree': False, 'accuracy': 0.8}
+    >>> {"two calls agree": same, "accuracy": eval_accuracy}                                 # eval mode
+    {'two calls agree': True, 'accuracy': 1.0}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: dropout that is not inverted"
     Dr. Hammer writes his own dropout as `x * mask`, without the $1/(1-p)$. In training the next layer
@@ -342,67 +349,86 @@ binomial tolerance of the tests is computed from the number of channels.
     is switched off, he forgets to multiply by $1 - p$, and every activation arrives $1/(1-p)$ times too
     large.
 
-```pycon
->>> p, x = 0.5, torch.ones(1_000_000)
->>> g = torch.Generator().manual_seed(0)
->>> hammer_train = x * (torch.rand(x.shape, generator=g) < 1 - p)   # no scaling
->>> round(hammer_train.mean().item(), 2), x.mean().item()            # what training saw vs. eval
-(0.5, 1.0)
->>> round(x.mean().item() / hammer_train.mean().item(), 1)          # eval is too large by 1 / (1 - p)
-2.0
->>> round(dropout(x, p=p, generator=g).mean().item(), 2)            # inverted: training sees eval's scale
-1.0
+    ```pycon
+    >>> p, x = 0.5, torch.ones(1_000_000)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> hammer_train = x * (torch.rand(x.shape, generator=g) < 1 - p)   # no scaling
+    >>> {"training saw": round(hammer_train.mean().item(), 2), "eval sees": x.mean().item()}
+    {'training saw': 0.5, 'eval sees': 1.0}
+    >>> round(x.mean().item() / hammer_train.mean().item(), 1)          # eval is too large by 1 / (1 - p)
+    2.0
+    >>> round(dropout(x, p=p, generator=g).mean().item(), 2)            # inverted: training sees eval's scale
+    1.0
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: `F.dropout` without `training=self.training`"
     The functional `F.dropout(input, p)` has no idea which mode your module is in, and its `training`
     argument defaults to `True`. Dr. Hammer calls it bare inside `forward`; `model.eval()` flips
     `self.training`, which nobody reads, so his model drops in evaluation too.
 
-```pycon
->>> class HammerNet(nn.Module):
-...     def forward(self, x):
-...         return F.dropout(x, p=0.5)                          # training defaults to True!
->>> class FixedNet(nn.Module):
-...     def forward(self, x):
-...         return F.dropout(x, p=0.5, training=self.training)  # or use an nn.Dropout submodule
->>> x = torch.ones(1000)
->>> hammer, fixed = HammerNet().eval(), FixedNet().eval()
->>> hammer.training, bool((hammer(x) == 0).any())
-(False, True)
->>> torch.equal(fixed(x), x)
-True
+    ```pycon
+    >>> class HammerNet(nn.Module):
+    ...     def forward(self, x):
+    ...         return F.dropout(x, p=0.5)                          # training defaults to True!
+    >>> class FixedNet(nn.Module):
+    ...     def forward(self, x):
+    ...         return F.dropout(x, p=0.5, training=self.training)  # or use an nn.Dropout submodule
+    >>> x = torch.ones(1000)
+    >>> hammer, fixed = HammerNet().eval(), FixedNet().eval()
+    >>> {"in training mode": hammer.training, "drops anyway": bool((hammer(x) == 0).any())}
+    {'in training mode': False, 'drops anyway': True}
+    >>> torch.equal(fixed(x), x)
+    True
 
-```
+    ```
 
-!!! hammer "Dr. Hammer's trap: dropout right before a BatchNorm"
+!!! hammer "Dr. Hammer's trap: dropout upstream of a BatchNorm"
     A `BatchNorm` estimates the variance of its input during training and divides by it at test time.
     Put dropout in front of it and the variance it learns is the *inflated* training variance, $4/(1-p)$
     here, while in evaluation dropout is gone and the true variance is smaller (Li et al., 2019, call
     this the *variance shift*). The normalised outputs come out too small: their variance should be 1.
+    Swapping the two does not cure it: "normalise first, drop after" only hands the shift to the next
+    `BatchNorm` downstream, and in a network full of them there is always a next one. Transformers
+    escape for another reason: their LayerNorm keeps no running statistics and normalises every sample
+    with its own, in training and evaluation alike.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> hammer_net = nn.Sequential(Dropout(p=0.5), nn.BatchNorm1d(16, momentum=None))
->>> fixed_net = nn.Sequential(nn.BatchNorm1d(16, momentum=None), Dropout(p=0.5))
->>> for _ in range(200):
-...     batch = 2 * torch.randn(512, 16)              # activations with variance 4
-...     _, _ = hammer_net(batch), fixed_net(batch)
->>> round(hammer_net[1].running_var.mean().item()), round(fixed_net[0].running_var.mean().item())
-(8, 4)
->>> _ = hammer_net.eval(), fixed_net.eval()
->>> x = 2 * torch.randn(4096, 16)
->>> with torch.no_grad():
-...     hammer_var, fixed_var = hammer_net(x).var().item(), fixed_net(x).var().item()
->>> round(hammer_var, 1), round(fixed_var, 1)        # both should be 1
-(0.5, 1.0)
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> nets = {"dropout, BatchNorm": nn.Sequential(Dropout(p=0.5), nn.BatchNorm1d(16, momentum=None)),
+    ...         "BatchNorm, dropout, BatchNorm": nn.Sequential(
+    ...             nn.BatchNorm1d(16, momentum=None), Dropout(p=0.5), nn.BatchNorm1d(16, momentum=None)),
+    ...         "dropout, LayerNorm": nn.Sequential(Dropout(p=0.5), nn.LayerNorm(16, elementwise_affine=False))}
+    >>> with torch.no_grad():                                  # training mode: the statistics are learned
+    ...     for _ in range(20):
+    ...         batch = 2 * torch.randn(512, 16)              # activations with variance 4
+    ...         for net in nets.values():
+    ...             _ = net(batch)
+    >>> round(nets["dropout, BatchNorm"][1].running_var.mean().item())    # learned: 4 / (1 - p)
+    8
+    >>> x = 2 * torch.randn(4096, 16)
+    >>> with torch.no_grad():                                  # evaluation: every variance should be 1
+    ...     {name: round(net.eval()(x).var().item(), 1) for name, net in nets.items()}
+    {'dropout, BatchNorm': 0.5, 'BatchNorm, dropout, BatchNorm': 0.5, 'dropout, LayerNorm': 1.0}
 
-```
+    ```
 
-The fix is the order: normalise first and drop after (as pre-norm Transformer blocks do), or keep
-dropout out of the stretch of a convolutional network that is full of `BatchNorm` layers and use it only
-before the final classifier.
+    The cures: keep dropout after the last `BatchNorm` (just before the final classifier); normalise
+    downstream of dropout with a layer that keeps no running statistics (LayerNorm, GroupNorm); or,
+    after training, let each `BatchNorm` re-estimate its statistics on training data with dropout off:
+
+    ```pycon
+    >>> hammer_net = nets["dropout, BatchNorm"]
+    >>> hammer_net[1].reset_running_stats()
+    >>> _ = hammer_net[1].train()                              # the BatchNorm listens; the dropout stays off
+    >>> with torch.no_grad():
+    ...     for _ in range(20):
+    ...         _ = hammer_net(2 * torch.randn(512, 16))
+    >>> with torch.no_grad():
+    ...     round(hammer_net.eval()(x).var().item(), 1)
+    1.0
+
+    ```
 
 ## Challenges
 
@@ -427,8 +453,8 @@ functions in a file and run `python -m torchenstein.challenges my_attempts.py`. 
 ```pycon
 >>> from torchenstein.nn.dropout import (
 ...     check_drop_path, check_mc_dropout_predict, drop_path, mc_dropout_predict)
->>> check_drop_path(drop_path), check_mc_dropout_predict(mc_dropout_predict)
-(None, None)
+>>> check_drop_path(drop_path)
+>>> check_mc_dropout_predict(mc_dropout_predict)
 
 ```
 """
@@ -777,8 +803,10 @@ def mc_dropout_predict(model: nn.Module, input: Tensor, num_samples: int = 32) -
     Examples:
         >>> model = nn.Sequential(nn.Linear(3, 2), Dropout(0.5))
         >>> mean, std = mc_dropout_predict(model.eval(), torch.randn(4, 3), num_samples=8)
-        >>> mean.shape, std.shape, model.training, model[1].training
-        (torch.Size([4, 2]), torch.Size([4, 2]), False, False)
+        >>> mean.shape, std.shape
+        (torch.Size([4, 2]), torch.Size([4, 2]))
+        >>> {"model training": model.training, "dropout training": model[1].training}   # modes restored
+        {'model training': False, 'dropout training': False}
     """
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
         raise ValueError(f"num_samples must be an int of at least 2, got {num_samples!r}")

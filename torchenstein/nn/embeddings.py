@@ -15,6 +15,7 @@ r"""
   them equal to `F.embedding` and `nn.Embedding`: same seed, same weights, same gradients;
 - tie the embedding to a language model's output layer, count its parameters once, and watch the two
   gradients add up;
+- check a fresh model's first loss against $\ln V$, and start a tied table small enough to pass;
 - dodge float ids, off-by-one vocabularies, copied "ties" and weight decay on a padding row.
 
 ## Tokens are integers
@@ -51,8 +52,9 @@ so turns any shape of ids `(*)` into vectors `(*, D)`:
 >>> vectors = weight[ids]  # (B, T) -> (B, T, D)
 >>> vectors.shape, weight[torch.tensor(3)].shape, weight[torch.zeros(2, 5, 7, dtype=torch.long)].shape
 (torch.Size([2, 3, 4]), torch.Size([4]), torch.Size([2, 5, 7, 4]))
->>> torch.equal(vectors[0, 1], weight[vocab["monster"]]), torch.equal(vectors[0, 1], vectors[1, 0])
-(True, True)
+>>> {"row of 'monster'": torch.equal(vectors[0, 1], weight[vocab["monster"]]),
+...  "same in both sentences": torch.equal(vectors[0, 1], vectors[1, 0])}
+{"row of 'monster'": True, 'same in both sentences': True}
 
 ```
 
@@ -134,12 +136,40 @@ refuses anything else. It matches `F.embedding` on any shape:
 
 ```pycon
 >>> from torchenstein.nn.embeddings import embedding
->>> torch.equal(embedding(ids, weight), F.embedding(ids, weight))
-True
->>> torch.equal(embedding(ids.int(), weight), F.embedding(ids.int(), weight)), embedding(ids[0, 0], weight).shape
-(True, torch.Size([4]))
+>>> print("equal to F.embedding:", torch.equal(embedding(ids, weight), F.embedding(ids, weight)))
+equal to F.embedding: True
+>>> print("int32 ids too:", torch.equal(embedding(ids.int(), weight), F.embedding(ids.int(), weight)))
+int32 ids too: True
+>>> embedding(ids[0, 0], weight).shape                         # a 0-D id gives one vector
+torch.Size([4])
 
 ```
+
+The forward pass copies rows, so it is bitwise PyTorch's in every dtype. The backward pass *adds*, and
+there one dtype choice shows: a float16 or bfloat16 table's gradient is summed in float32 and rounded
+once, at the end.
+
+!!! note "Where it differs from PyTorch"
+    The gradient of a float16 or bfloat16 table with repeated ids. PyTorch's CPU kernel adds the
+    gradients of a repeated id one at a time in the table's own dtype, rounding after every addition;
+    ours adds them in float32 and rounds once. With few repeats the two agree to the table's precision;
+    with many, PyTorch's sum drifts. Here one id is used a thousand times in a bfloat16 table, and the
+    check is whether each entry of its gradient lies within one rounding ($2^{-8}$ relative) of the
+    exact sum. In float32 and float64 the two agree to the usual tolerance.
+
+    ```pycon
+    >>> many = torch.zeros(1000, dtype=torch.long)                 # the same id, 1000 times
+    >>> upstream = torch.randn(1000, 4, generator=torch.Generator().manual_seed(0)).bfloat16()
+    >>> def row_gradient(lookup):
+    ...     table = torch.zeros(2, 4, dtype=torch.bfloat16, requires_grad=True)
+    ...     (lookup(many, table) * upstream).sum().backward()
+    ...     return table.grad[0].double()
+    >>> exact = upstream.double().sum(dim=0)
+    >>> {name: bool(((row_gradient(lookup) - exact).abs() <= 2**-8 * exact.abs()).all())
+    ...  for name, lookup in (("ours", embedding), ("F.embedding", F.embedding))}
+    {'ours': True, 'F.embedding': False}
+
+    ```
 
 ## `padding_idx`: the row that never learns
 
@@ -151,8 +181,10 @@ gradient after adding everything up, and agrees. The rows that did learn receive
 >>> w_ours, w_torch = weight.clone().requires_grad_(), weight.clone().requires_grad_()
 >>> embedding(ids, w_ours, padding_idx=0).sum().backward()
 >>> F.embedding(ids, w_torch, padding_idx=0).sum().backward()
->>> w_ours.grad[:, 0], torch.equal(w_ours.grad, w_torch.grad)
-(tensor([0., 1., 2., 1., 1.]), True)
+>>> w_ours.grad[:, 0]                                  # uses of each row; the padding row gets nothing
+tensor([0., 1., 2., 1., 1.])
+>>> print("equal to PyTorch's gradient:", torch.equal(w_ours.grad, w_torch.grad))
+equal to PyTorch's gradient: True
 
 ```
 
@@ -185,10 +217,11 @@ alike, the two modules hold the very same bits, and their `state_dict`s move bot
 >>> ours = Embedding(5, 4, padding_idx=0)
 >>> _ = torch.manual_seed(0)
 >>> theirs = nn.Embedding(5, 4, padding_idx=0)
->>> ours, torch.equal(ours.weight, theirs.weight), ours.weight[0].tolist()
-(Embedding(5, 4, padding_idx=0), True, [0.0, 0.0, 0.0, 0.0])
->>> torch.equal(ours(ids), theirs(ids)), list(ours.state_dict())
-(True, ['weight'])
+>>> ours, ours.weight[0].tolist()
+(Embedding(5, 4, padding_idx=0), [0.0, 0.0, 0.0, 0.0])
+>>> {"same bits": torch.equal(ours.weight, theirs.weight), "same output": torch.equal(ours(ids), theirs(ids)),
+...  "state_dict": list(ours.state_dict())}
+{'same bits': True, 'same output': True, 'state_dict': ['weight']}
 >>> theirs.load_state_dict(ours.state_dict()), ours.load_state_dict(theirs.state_dict())
 (<All keys matched successfully>, <All keys matched successfully>)
 
@@ -199,10 +232,10 @@ PyTorch's module has extras we leave out: `max_norm` (renormalise the looked-up 
 the batch touched instead of a dense table of mostly zeros. Few optimisers accept that (`torch.optim.SGD`,
 `SparseAdam`, `Adagrad`), so it serves giant recommendation tables more than language models.
 
-PyTorch draws every entry with variance 1 (GPT-style models often initialise again with a much smaller
-standard deviation, such as 0.02). In $D$ dimensions two independent random rows are nearly orthogonal,
-their cosine similarity shrinking like $1/\sqrt{D}$, so a fresh table starts with every token a stranger
-to every other. The mean size of the cosine similarity between distinct rows shows it:
+PyTorch draws every entry with variance 1 (GPT-style models initialise again with a much smaller
+standard deviation, 0.02; weight tying below shows why). In $D$ dimensions two independent random rows
+are nearly orthogonal, their cosine similarity shrinking like $1/\sqrt{D}$, so a fresh table starts
+with every token a stranger to every other. The mean size of the cosine similarity between distinct rows shows it:
 
 ```pycon
 >>> def typical_overlap(dim):
@@ -226,10 +259,11 @@ the padding row exactly as given instead of zeroing it. Ours does the same as Py
 >>> from torchenstein.tensors.surgery import shares_memory
 >>> table = torch.tensor([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]])
 >>> frozen = Embedding.from_pretrained(table, padding_idx=0)
->>> frozen.weight.requires_grad, frozen(torch.tensor([2, 0])).tolist()
-(False, [[0.0, 1.0], [0.5, 0.5]])
->>> shares_memory(frozen.weight, table), shares_memory(nn.Embedding.from_pretrained(table).weight, table)
-(True, True)
+>>> {"requires_grad": frozen.weight.requires_grad, "rows 2 and 0": frozen(torch.tensor([2, 0])).tolist()}
+{'requires_grad': False, 'rows 2 and 0': [[0.0, 1.0], [0.5, 0.5]]}
+>>> {"ours shares": shares_memory(frozen.weight, table),
+...  "PyTorch's shares": shares_memory(nn.Embedding.from_pretrained(table).weight, table)}
+{'ours shares': True, "PyTorch's shares": True}
 
 ```
 
@@ -252,8 +286,8 @@ names (loading writes the same tensor twice, harmlessly):
 >>> tied.head.weight is tied.embed.weight
 True
 >>> untied = TinyLanguageModel(vocab_size=10, embedding_dim=4, tied=False)
->>> sum(p.numel() for p in tied.parameters()), sum(p.numel() for p in untied.parameters())
-(60, 100)
+>>> {"tied": sum(p.numel() for p in tied.parameters()), "untied": sum(p.numel() for p in untied.parameters())}
+{'tied': 60, 'untied': 100}
 >>> list(tied.state_dict())
 ['embed.weight', 'mix.weight', 'mix.bias', 'head.weight']
 >>> 50257 * 768  # the parameters tying saves GPT-2
@@ -278,26 +312,60 @@ True
 
 ```
 
+## Tying and the scale of the table
+
+A tied table has two jobs, and they want different sizes. As a lookup, rows from $\mathcal{N}(0, 1)$ are
+harmless. As the output layer they are not: a row of length about $\sqrt{D}$ makes logits (the raw
+scores a softmax turns into probabilities) of size $\sqrt{D}$ times the hidden state, and the untrained
+model is confidently wrong about every token. A model that knows nothing should say so, giving each of
+the $V$ tokens probability $1/V$; its cross-entropy, the average of $-\ln$ (the probability it gave the
+right token), is then exactly $\ln V$. That is the first check of any fresh classifier: **the initial
+loss should be about $\ln C$ for $C$ classes**; far above it, the initialisation is shouting. GPT-2
+draws its tied table from $\mathcal{N}(0, 0.02^2)$; the original Transformer from $\mathcal{N}(0, 1/D)$,
+multiplying the embeddings by $\sqrt{D}$ on the way in (the next lesson, on positions, weighs that
+choice). `TinyLanguageModel` follows GPT-2 with `init_std=0.02`; `init_std=None` keeps
+`nn.Embedding`'s $\mathcal{N}(0, 1)$:
+
+```pycon
+>>> import math
+>>> _ = torch.manual_seed(0)
+>>> tokens = torch.randint(0, 1000, (8, 65))                      # V = 1000, B = 8, T = 64
+>>> def first_loss(model):
+...     logits = model(tokens[:, :-1])                            # (B, T, V)
+...     return round(F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten()).item(), 1)
+>>> round(math.log(1000), 1)                                      # ln V: the loss of an honest guess
+6.9
+>>> {"tied, N(0, 1)": first_loss(TinyLanguageModel(1000, 256, init_std=None)),
+...  "tied, N(0, 0.02²)": first_loss(TinyLanguageModel(1000, 256)),
+...  "untied, N(0, 1)": first_loss(TinyLanguageModel(1000, 256, tied=False, init_std=None))}
+{'tied, N(0, 1)': 23.9, 'tied, N(0, 0.02²)': 6.9, 'untied, N(0, 1)': 7.0}
+
+```
+
+Untied, the $\mathcal{N}(0, 1)$ table is only a lookup, and the head, an `nn.Linear` with its own small
+initialisation, keeps the first logits near zero. Tied, the same table scores every token: the first
+loss is more than three times $\ln V$, and the first steps of training go to undoing the initialisation.
+
 ## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: float ids"
     Dr. Hammer builds his ids with NumPy arithmetic and they come out as floats. An id is an address,
     not a measurement: PyTorch refuses it, and so does ours, more politely. Convert with `.long()`.
 
-```pycon
->>> float_ids = torch.tensor([[1.0, 2.0, 3.0]])
->>> nn.Embedding(5, 4)(float_ids)
-Traceback (most recent call last):
-...
-RuntimeError: Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; ...
->>> embedding(float_ids, weight)
-Traceback (most recent call last):
-...
-TypeError: input must hold integer token ids (torch.int64 or torch.int32), got dtype torch.float32
->>> embedding(float_ids.long(), weight).shape
-torch.Size([1, 3, 4])
+    ```pycon
+    >>> float_ids = torch.tensor([[1.0, 2.0, 3.0]])
+    >>> nn.Embedding(5, 4)(float_ids)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got torch.FloatTensor instead (while checking arguments for embedding)
+    >>> embedding(float_ids, weight)
+    Traceback (most recent call last):
+    ...
+    TypeError: input must hold integer token ids (torch.int64 or torch.int32), got dtype torch.float32
+    >>> embedding(float_ids.long(), weight).shape
+    torch.Size([1, 3, 4])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the off-by-one vocabulary"
     His tokenizer numbers its tokens 0 to 5 and he sizes the table with the largest id, 5. The
@@ -305,41 +373,41 @@ torch.Size([1, 3, 4])
     unhelpful device-side assert, reported later than the line that caused it). A table needs
     `num_embeddings = max_id + 1` rows; ours names the culprit before anything runs.
 
-```pycon
->>> max_id = 5
->>> nn.Embedding(max_id, 4)(torch.tensor([2, 5]))
-Traceback (most recent call last):
-...
-IndexError: index out of range...
->>> Embedding(max_id, 4)(torch.tensor([2, 5]))
-Traceback (most recent call last):
-...
-IndexError: input holds token id 5, but num_embeddings is 5: ids must lie in [0, 5)
->>> Embedding(max_id + 1, 4)(torch.tensor([2, 5])).shape
-torch.Size([2, 4])
+    ```pycon
+    >>> max_id = 5
+    >>> nn.Embedding(max_id, 4)(torch.tensor([2, 5]))
+    Traceback (most recent call last):
+    ...
+    IndexError: index out of range in self
+    >>> Embedding(max_id, 4)(torch.tensor([2, 5]))
+    Traceback (most recent call last):
+    ...
+    IndexError: input holds token id 5, but num_embeddings is 5: ids must lie in [0, 5)
+    >>> Embedding(max_id + 1, 4)(torch.tensor([2, 5])).shape
+    torch.Size([2, 4])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: tying by copying"
     Dr. Hammer "ties" his head to his embedding by copying the values into a new parameter. They are
     equal for exactly one forward pass: the first optimiser step updates each with its own gradient,
     and they drift apart forever.
 
-```pycon
->>> def one_sgd_step(embed, head):
-...     optimizer = torch.optim.SGD(nn.ModuleList([embed, head]).parameters(), lr=0.1)  # each Parameter once
-...     F.cross_entropy(head(embed(torch.tensor([1, 2]))), torch.tensor([2, 3])).backward()
-...     optimizer.step()
-...     return torch.equal(embed.weight, head.weight)
->>> embed, head = nn.Embedding(5, 3), nn.Linear(3, 5, bias=False)
->>> head.weight = nn.Parameter(embed.weight.detach().clone())  # a copy, not a tie
->>> torch.equal(embed.weight, head.weight), one_sgd_step(embed, head)
-(True, False)
->>> head.weight = embed.weight  # the same Parameter: a tie
->>> one_sgd_step(embed, head), head.weight is embed.weight
-(True, True)
+    ```pycon
+    >>> def one_sgd_step(embed, head):
+    ...     optimizer = torch.optim.SGD(nn.ModuleList([embed, head]).parameters(), lr=0.1)  # each Parameter once
+    ...     F.cross_entropy(head(embed(torch.tensor([1, 2]))), torch.tensor([2, 3])).backward()
+    ...     optimizer.step()
+    ...     return torch.equal(embed.weight, head.weight)
+    >>> embed, head = nn.Embedding(5, 3), nn.Linear(3, 5, bias=False)
+    >>> head.weight = nn.Parameter(embed.weight.detach().clone())  # a copy, not a tie
+    >>> {"equal before": torch.equal(embed.weight, head.weight), "equal after a step": one_sgd_step(embed, head)}
+    {'equal before': True, 'equal after a step': False}
+    >>> head.weight = embed.weight  # the same Parameter: a tie
+    >>> {"equal after a step": one_sgd_step(embed, head), "one object": head.weight is embed.weight}
+    {'equal after a step': True, 'one object': True}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: weight decay on the padding row"
     `padding_idx` promises no *gradient*, not no *update*. Weight decay shrinks every parameter it is
@@ -347,20 +415,20 @@ torch.Size([2, 4])
     does not, and Dr. Hammer's "fixed" pad vector melts a little with every step. Give embeddings
     their own parameter group with `weight_decay=0.0`, as minGPT does.
 
-```pycon
->>> def pad_row_after_one_step(param_groups_of):
-...     emb = nn.Embedding.from_pretrained(torch.tensor([[0.5, -0.5], [1.0, 2.0]]), freeze=False, padding_idx=0)
-...     optimizer = torch.optim.AdamW(param_groups_of(emb), lr=0.1, weight_decay=0.1)
-...     emb(torch.tensor([0, 1, 0])).sum().backward()
-...     assert emb.weight.grad[0].eq(0).all()  # no gradient reached the pad row...
-...     optimizer.step()
-...     return emb.weight.detach()[0]
->>> pad_row_after_one_step(lambda emb: emb.parameters())  # ...and yet it moved
-tensor([ 0.4950, -0.4950])
->>> pad_row_after_one_step(lambda emb: [{"params": emb.parameters(), "weight_decay": 0.0}])
-tensor([ 0.5000, -0.5000])
+    ```pycon
+    >>> def pad_row_after_one_step(param_groups_of):
+    ...     emb = nn.Embedding.from_pretrained(torch.tensor([[0.5, -0.5], [1.0, 2.0]]), freeze=False, padding_idx=0)
+    ...     optimizer = torch.optim.AdamW(param_groups_of(emb), lr=0.1, weight_decay=0.1)
+    ...     emb(torch.tensor([0, 1, 0])).sum().backward()
+    ...     assert emb.weight.grad[0].eq(0).all()  # no gradient reached the pad row...
+    ...     optimizer.step()
+    ...     return emb.weight.detach()[0]
+    >>> pad_row_after_one_step(lambda emb: emb.parameters())  # ...and yet it moved
+    tensor([ 0.4950, -0.4950])
+    >>> pad_row_after_one_step(lambda emb: [{"params": emb.parameters(), "weight_decay": 0.0}])
+    tensor([ 0.5000, -0.5000])
 
-```
+    ```
 
 ## Challenges
 
@@ -530,13 +598,17 @@ class _LookupRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (flat_ids,) = ctx.saved_tensors
+        # The sums of a float16 or bfloat16 table's gradient are kept in float32 and rounded once at the
+        # end: a row used a thousand times adds a thousand gradients, and half precision would round
+        # after every one of them.
+        sum_dtype = torch.promote_types(grad_output.dtype, torch.float32)
         # (V, D): onehot^T @ grad_output, computed as a scatter-add instead of a matmul.
-        grad_weight = grad_output.new_zeros(ctx.num_embeddings, grad_output.shape[-1])
-        grad_weight.index_add_(0, flat_ids, grad_output)
+        grad_weight = grad_output.new_zeros(ctx.num_embeddings, grad_output.shape[-1], dtype=sum_dtype)
+        grad_weight.index_add_(0, flat_ids, grad_output.to(sum_dtype))
         if ctx.padding_idx is not None:
             # Only positions holding the padding id added into this row: zeroing it drops exactly those.
             grad_weight[ctx.padding_idx] = 0
-        return grad_weight, None, None
+        return grad_weight.to(grad_output.dtype), None, None
 
 
 def embedding(input: torch.Tensor, weight: torch.Tensor, padding_idx: int | None = None) -> torch.Tensor:
@@ -656,12 +728,15 @@ class Embedding(nn.Module):
 
 
 class TinyLanguageModel(nn.Module):
-    """The smallest language model with a tied head: embed, mix, score every token of the vocabulary.
+    r"""The smallest language model with a tied head: embed, mix, score every token of the vocabulary.
 
     Args:
         vocab_size: the number of tokens ``V``.
         embedding_dim: the hidden size ``D``.
         tied: share one ``Parameter`` between the embedding and the output layer.
+        init_std: redraw the embedding table from $\mathcal{N}(0, \text{init\_std}^2)$, GPT-2's 0.02 by
+            default, so that a tied head starts with small logits; ``None`` keeps the $\mathcal{N}(0, 1)$
+            of ``nn.Embedding``.
 
     Attributes:
         embed: an [`Embedding`][torchenstein.nn.embeddings.Embedding] ``(V, D)``.
@@ -670,13 +745,18 @@ class TinyLanguageModel(nn.Module):
 
     Examples:
         >>> model = TinyLanguageModel(vocab_size=7, embedding_dim=3)
-        >>> model(torch.tensor([[1, 2, 3]])).shape, model.head.weight is model.embed.weight
-        (torch.Size([1, 3, 7]), True)
+        >>> model(torch.tensor([[1, 2, 3]])).shape
+        torch.Size([1, 3, 7])
+        >>> model.head.weight is model.embed.weight
+        True
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int, tied: bool = True) -> None:
+    def __init__(self, vocab_size: int, embedding_dim: int, tied: bool = True, init_std: float | None = 0.02) -> None:
         super().__init__()
         self.embed = Embedding(vocab_size, embedding_dim)
+        if init_std is not None:
+            # The table is also the output layer when tied: its scale is the scale of the first logits.
+            nn.init.normal_(self.embed.weight, std=init_std)
         self.mix = nn.Linear(embedding_dim, embedding_dim)
         self.head = nn.Linear(embedding_dim, vocab_size, bias=False)
         if tied:

@@ -16,6 +16,8 @@ r"""
 - keep BatchNorm's running statistics exactly as PyTorch does: `momentum`, `momentum=None`,
   the *unbiased* `running_var` and `num_batches_tracked`;
 - write `BatchNorm1d`, `BatchNorm2d` and `LayerNorm` from scratch, `state_dict`-compatible with PyTorch's;
+- compute the statistics of float16 and bfloat16 inputs in float32, as PyTorch does, so that a large
+  spread cannot overflow a variance into `inf` and a row into zeros;
 - avoid the traps: evaluating in training mode, batches of one, and normalising over the wrong axes.
 
 ## Why normalise
@@ -89,8 +91,9 @@ sequences $(N, C, L)$, over $N$, $H$ and $W$ for images $(N, C, H, W)$. The chan
 >>> y = batch_norm(x, None, None, training=True)
 >>> x.mean(dim=(0, 2, 3)).shape                # one mean per channel, over N, H and W
 torch.Size([3])
->>> y.mean(dim=(0, 2, 3)).abs().max().item() < 1e-5, y.var(dim=(0, 2, 3), correction=0).round(decimals=3)
-(True, tensor([1., 1., 1.]))
+>>> {"max |mean|": round(y.mean(dim=(0, 2, 3)).abs().max().item(), 4),
+...  "variances": y.var(dim=(0, 2, 3), correction=0).round(decimals=3)}
+{'max |mean|': 0.0, 'variances': tensor([1., 1., 1.])}
 >>> torch.testing.assert_close(y, F.batch_norm(x, None, None, training=True))
 >>> batch_norm(torch.full((2, 3), 7.0), None, None, training=True)   # eps inside the root: no NaN
 tensor([[0., 0., 0.],
@@ -143,8 +146,11 @@ estimates the variance of all inputs, not of this one batch. By hand, for one ba
 >>> bn = BatchNorm1d(2)
 >>> batch = torch.tensor([[1.0, 10.0], [3.0, 10.0], [5.0, 40.0]])   # (N=3, C=2)
 >>> _ = bn(batch)       # means (3, 20); unbiased variances (4, 300)
->>> bn.running_mean, bn.running_var, bn.num_batches_tracked
-(tensor([0.3000, 2.0000]), tensor([ 1.3000, 30.9000]), tensor(1))
+>>> for name, buffer in bn.named_buffers():
+...     print(f"{name}: {buffer}")
+running_mean: tensor([0.3000, 2.0000])
+running_var: tensor([ 1.3000, 30.9000])
+num_batches_tracked: 1
 
 ```
 
@@ -155,8 +161,11 @@ far (a cumulative moving average): batch $k$ gets the weight $1/k$, read from `n
 >>> cma = BatchNorm1d(2, momentum=None)
 >>> for b in (batch, batch + 6.0):              # batch means (3, 20), then (9, 26)
 ...     _ = cma(b)
->>> cma.running_mean, cma.running_var, cma.num_batches_tracked
-(tensor([ 6., 23.]), tensor([  4., 300.]), tensor(2))
+>>> for name, buffer in cma.named_buffers():
+...     print(f"{name}: {buffer}")
+running_mean: tensor([ 6., 23.])
+running_var: tensor([  4., 300.])
+num_batches_tracked: 2
 
 ```
 
@@ -169,8 +178,8 @@ statistics are used in both modes:
 >>> one = torch.tensor([[3.0, 2.0]])
 >>> torch.testing.assert_close(bn(one), (one - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps))
 >>> free = BatchNorm1d(2, track_running_stats=False).eval()
->>> free.running_mean is None, [name for name, _ in free.named_buffers()]
-(True, [])
+>>> {"running_mean": free.running_mean, "buffers": [name for name, _ in free.named_buffers()]}
+{'running_mean': None, 'buffers': []}
 >>> torch.testing.assert_close(free(batch), F.batch_norm(batch, None, None, training=True))
 
 ```
@@ -205,13 +214,67 @@ ValueError: input must end with normalized_shape (8,), got input of shape (2, 7)
 The functional form, [`layer_norm`][torchenstein.nn.normalization.layer_norm], takes the arguments of
 `torch.nn.functional.layer_norm`. The next lesson, RMSNorm, removes the mean from the recipe.
 
+## Half precision: statistics in float32
+
+Models are often trained in float16 or bfloat16 (see [Dtypes and devices](../../tensors/dtypes/index.md)).
+A variance is a mean of *squares*, and float16 stops at 65504: a row whose spread is above 256 has a
+variance float16 cannot hold. Computed in float16 it becomes `inf`, every value divided by it becomes 0,
+and a whole row of activations silently vanishes. So PyTorch, and our layers with it, compute the
+statistics and the normalisation of float16 and bfloat16 inputs in float32 and round to the input's
+dtype **once**, at the end. The output keeps the input's dtype even when the parameters are float32, as
+they are under automatic mixed precision, and a float32 `running_var` is updated in float32:
+
+```pycon
+>>> _ = torch.manual_seed(0)
+>>> h = (torch.randn(2, 64) * 1000).half()                        # a spread of about 1000
+>>> torch.finfo(torch.float16).max, h.var(dim=-1, correction=0)    # its variance, about 1e6, does not fit
+(65504.0, tensor([inf, inf], dtype=torch.float16))
+>>> in_float16 = (h - h.mean(dim=-1, keepdim=True)) / torch.sqrt(h.var(dim=-1, correction=0, keepdim=True) + 1e-5)
+>>> in_float16.abs().max().item()                                 # every value divided by inf
+0.0
+>>> y = layer_norm(h, 64)
+>>> {"dtype": y.dtype, "spread": round(y.float().std(dim=-1, correction=0).mean().item(), 2)}
+{'dtype': torch.float16, 'spread': 1.0}
+>>> torch.testing.assert_close(y, F.layer_norm(h, (64,)), rtol=2**-10, atol=2**-10)   # one float16 rounding
+>>> ours, theirs = BatchNorm1d(2), nn.BatchNorm1d(2)               # float32 parameters and buffers
+>>> out = ours(h.T)                                               # (N=64, C=2), float16
+>>> torch.testing.assert_close(out, theirs(h.T), rtol=2**-10, atol=2**-10)
+>>> {"output": out.dtype, "running_var": ours.running_var.dtype, "finite": torch.isfinite(ours.running_var).all().item()}
+{'output': torch.float16, 'running_var': torch.float32, 'finite': True}
+>>> torch.testing.assert_close(ours.running_var, theirs.running_var)
+>>> gamma = torch.ones(8)                                         # float32, autocast-style
+>>> layer_norm(torch.randn(4, 8).bfloat16(), 8, gamma).dtype
+torch.bfloat16
+
+```
+
+The tolerance $2^{-10}$ is float16's spacing near 1: the two sides may round a value to neighbouring
+float16 numbers, never further apart.
+
 ## The proof
 
 `tests/test_normalization.py` holds our three modules against PyTorch's on many shapes and settings, in
 float32 and float64: outputs in both modes, gradients of input, `weight` and `bias`, `gradcheck`, the
 running statistics after several steps with `momentum=0.1` and `None`, strict `state_dict` loading both
-ways, batches of one and of none, and every error. One difference is on purpose: a refused batch of one
-leaves our `num_batches_tracked` alone, while PyTorch's has already counted it.
+ways, batches of one and of none, and every error. In float16 and bfloat16, with float32 or half
+parameters, at scales from $10^{-4}$ to past float16's overflow of the variance, it holds outputs to one
+rounding of the output's dtype (relative to the output's size, or to 1 near zero; a few roundings for
+BatchNorm with half parameters in training, as the note below says) and the running statistics to
+PyTorch's; and it feeds in transposed, expanded and empty inputs, channels-last images and a
+`normalized_shape` with a zero in it.
+
+!!! note "Where it differs from PyTorch"
+    - A refused batch of one leaves our `num_batches_tracked` alone, while PyTorch's has already counted it.
+    - BatchNorm in training with float16 or bfloat16 *parameters* (not float32 ones): PyTorch's CPU kernel
+      rounds each channel's batch mean and $1/\sigma$ to that dtype before normalising; ours keeps them in
+      float32. On centred inputs the outputs then differ by a few roundings, and by more as the mean
+      grows against the spread; ours stays within one rounding of the exact answer. With float32
+      parameters the two agree to one rounding.
+    - Mixed dtypes: PyTorch's CPU kernels take parameters of the input's dtype, or float32 ones for a
+      float16/bfloat16 input, and refuse anything else; ours takes any floating parameters, computes in
+      float32 (float64 for a float64 input) and returns the input's dtype.
+    - A `normalized_shape` of `()`: PyTorch's `LayerNorm` accepts it and fails at the first call; ours
+      refuses it when it is built.
 
 ## Dr. Hammer's traps
 
@@ -220,90 +283,94 @@ leaves our `num_batches_tracked` alone, while PyTorch's has already counted it.
     prediction depends on the batch-mates, and every test batch is blended into the running statistics:
     the test set leaks into the model. `torch.no_grad()` switches off autograd, not the training mode.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> bn = BatchNorm1d(4)
->>> for _ in range(20):                         # training
-...     _ = bn(torch.randn(32, 4) * 2 + 5)
->>> patient = torch.randn(1, 4) * 2 + 5
->>> mates_a, mates_b = torch.randn(7, 4) * 2 + 5, torch.randn(7, 4)
->>> trained = {name: t.clone() for name, t in bn.state_dict().items()}
->>> with torch.no_grad():                       # Hammer's "evaluation"
-...     out_a = bn(torch.cat([patient, mates_a]))[0]
-...     out_b = bn(torch.cat([patient, mates_b]))[0]
->>> torch.allclose(out_a, out_b), torch.equal(bn.running_mean, trained["running_mean"])
-(False, False)
->>> _ = bn.load_state_dict(trained)             # undo the damage, then evaluate properly
->>> _ = bn.eval()
->>> torch.allclose(bn(torch.cat([patient, mates_a]))[0], bn(torch.cat([patient, mates_b]))[0])
-True
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> bn = BatchNorm1d(4)
+    >>> for _ in range(20):                         # training
+    ...     _ = bn(torch.randn(32, 4) * 2 + 5)
+    >>> patient = torch.randn(1, 4) * 2 + 5
+    >>> mates_a, mates_b = torch.randn(7, 4) * 2 + 5, torch.randn(7, 4)
+    >>> trained = {name: t.clone() for name, t in bn.state_dict().items()}
+    >>> with torch.no_grad():                       # Hammer's "evaluation"
+    ...     out_a = bn(torch.cat([patient, mates_a]))[0]
+    ...     out_b = bn(torch.cat([patient, mates_b]))[0]
+    >>> {"same prediction": torch.allclose(out_a, out_b),
+    ...  "running_mean untouched": torch.equal(bn.running_mean, trained["running_mean"])}
+    {'same prediction': False, 'running_mean untouched': False}
+    >>> _ = bn.load_state_dict(trained)             # undo the damage, then evaluate properly
+    >>> _ = bn.eval()
+    >>> same = torch.allclose(bn(torch.cat([patient, mates_a]))[0], bn(torch.cat([patient, mates_b]))[0])
+    >>> print("same prediction:", same)
+    same prediction: True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: a batch of one in training mode"
     With one value per channel the batch variance is zero and the sample normalises to $\beta$, whatever
     it was: nothing to learn. PyTorch refuses such a batch, and so do we. Train with bigger batches,
     predict in evaluation mode, or use LayerNorm, which never looks at the batch.
 
-```pycon
->>> _ = bn.train()
->>> bn(patient)
-Traceback (most recent call last):
-...
-ValueError: BatchNorm1d needs more than 1 value per channel when training, got input of shape (1, 4); use a bigger batch or call .eval()
->>> _ = bn.eval()
->>> bn(patient).shape, LayerNorm(4)(patient).shape
-(torch.Size([1, 4]), torch.Size([1, 4]))
+    ```pycon
+    >>> _ = bn.train()
+    >>> bn(patient)
+    Traceback (most recent call last):
+    ...
+    ValueError: BatchNorm1d needs more than 1 value per channel when training, got input of shape (1, 4); use a bigger batch or call .eval()
+    >>> _ = bn.eval()
+    >>> bn(patient).shape, LayerNorm(4)(patient).shape
+    (torch.Size([1, 4]), torch.Size([1, 4]))
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the biased variance in `running_var`"
     Hammer updates `running_var` with the same biased variance he normalised with. As an estimate of the
     data's variance it is too small by a factor $\frac{n-1}{n}$, worst on small batches, and his running
     statistics no longer match PyTorch's: the same training with `nn.BatchNorm1d` evaluates differently.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> x = torch.randn(4, 3)
->>> theirs = nn.BatchNorm1d(3)
->>> _ = theirs(x)
->>> hammer = 0.9 * torch.ones(3) + 0.1 * x.var(dim=0, correction=0)
->>> torch.allclose(hammer, theirs.running_var), torch.allclose(0.9 + 0.1 * x.var(dim=0), theirs.running_var)
-(False, True)
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(4, 3)
+    >>> theirs = nn.BatchNorm1d(3)
+    >>> _ = theirs(x)
+    >>> hammer = 0.9 * torch.ones(3) + 0.1 * x.var(dim=0, correction=0)
+    >>> {"biased (Hammer)": torch.allclose(hammer, theirs.running_var),
+    ...  "unbiased": torch.allclose(0.9 + 0.1 * x.var(dim=0), theirs.running_var)}
+    {'biased (Hammer)': False, 'unbiased': True}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: LayerNorm over the wrong dimensions"
     For token sequences $(B, T, C)$ Hammer writes `LayerNorm((T, C))`. The statistics now mix a sequence's
     tokens, so a token's output depends on the others, even later ones a causal model must never see (and
     the $(T, C)$ weights fit one length only). The test: change the last token; does the first one move?
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> x = torch.randn(1, 4, 8)                    # (B, T, C)
->>> changed = x.clone()
->>> changed[0, 3] *= 10                         # only the last token changes
->>> def first_token_moves(norm):
-...     return not torch.allclose(norm(x)[0, 0], norm(changed)[0, 0])
->>> first_token_moves(LayerNorm((4, 8))), first_token_moves(LayerNorm(8))
-(True, False)
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(1, 4, 8)                    # (B, T, C)
+    >>> changed = x.clone()
+    >>> changed[0, 3] *= 10                         # only the last token changes
+    >>> def first_token_moves(norm):
+    ...     return not torch.allclose(norm(x)[0, 0], norm(changed)[0, 0])
+    >>> {"LayerNorm((T, C))": first_token_moves(LayerNorm((4, 8))), "LayerNorm(C)": first_token_moves(LayerNorm(8))}
+    {'LayerNorm((T, C))': True, 'LayerNorm(C)': False}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: BatchNorm2d without the spatial dimensions"
     BatchNorm2d takes one mean per *channel* over $N$, $H$ and $W$. Hammer flattens each image and uses
     `BatchNorm1d(C * H * W)`: one noisy mean per pixel from only $N$ numbers, tied to one image size.
     BatchNorm1d on $(N, C, H W)$, on the other hand, is exactly BatchNorm2d.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> x = torch.randn(8, 3, 4, 4)                 # (N, C, H, W)
->>> hammer = BatchNorm1d(3 * 4 * 4)
->>> torch.allclose(hammer(x.flatten(1)).view_as(x), BatchNorm2d(3)(x), atol=1e-4), hammer.running_mean.shape
-(False, torch.Size([48]))
->>> torch.testing.assert_close(BatchNorm1d(3)(x.flatten(2)).view_as(x), BatchNorm2d(3)(x))
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> x = torch.randn(8, 3, 4, 4)                 # (N, C, H, W)
+    >>> hammer = BatchNorm1d(3 * 4 * 4)
+    >>> {"equals BatchNorm2d": torch.allclose(hammer(x.flatten(1)).view_as(x), BatchNorm2d(3)(x), atol=1e-4),
+    ...  "means kept": hammer.running_mean.numel()}
+    {'equals BatchNorm2d': False, 'means kept': 48}
+    >>> torch.testing.assert_close(BatchNorm1d(3)(x.flatten(2)).view_as(x), BatchNorm2d(3)(x))
 
-```
+    ```
 
 ## Challenges
 
@@ -329,8 +396,8 @@ answers pass:
 ```pycon
 >>> from torchenstein.nn.normalization import (
 ...     check_fold_batchnorm_into_linear, check_group_norm, fold_batchnorm_into_linear, group_norm)
->>> check_group_norm(group_norm), check_fold_batchnorm_into_linear(fold_batchnorm_into_linear)
-(None, None)
+>>> check_group_norm(group_norm)
+>>> check_fold_batchnorm_into_linear(fold_batchnorm_into_linear)
 
 ```
 """
@@ -353,38 +420,27 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_eps(eps: object) -> None:
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not eps >= 0:
-        raise ValueError(f"eps must be a real number >= 0, got {eps!r}")
-
-
-def _check_input(input: object, min_dim: int = 0) -> None:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-    if not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
-    if input.dim() < min_dim:
-        raise ValueError(f"input must have shape (N, C, ...) with at least 2 dims, got shape {tuple(input.shape)}")
-
-
-def _check_per_channel(C: int, **vectors: Tensor | None) -> None:
-    for name, x in vectors.items():
-        if x is not None and tuple(x.shape) != (C,):
-            raise ValueError(f"{name} must have shape ({C},), one value per channel, got shape {tuple(x.shape)}")
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    # float16 and bfloat16 are computed in float32, float32 and float64 in themselves: PyTorch's "opmath"
+    # rule, the one the RMSNorm lesson follows too. A float16 variance above 65504 (a spread above 256)
+    # would otherwise become inf, and the whole row zero.
+    return torch.promote_types(dtype, torch.float32)
 
 
 def _scale_and_shift(x_hat: Tensor, weight: Tensor | None, bias: Tensor | None, shape: Sequence[int]) -> Tensor:
-    # gamma and beta are viewed as `shape`, so they broadcast along the right dims only.
+    # gamma and beta are viewed as `shape`, so they broadcast along the right dims only, and are brought to
+    # the computation's dtype, so a float32 gamma meets a float32 x_hat and nothing is rounded early.
     if weight is not None:
-        x_hat = x_hat * weight.view(shape)
+        x_hat = x_hat * weight.view(shape).to(x_hat.dtype)
     if bias is not None:
-        x_hat = x_hat + bias.view(shape)
+        x_hat = x_hat + bias.view(shape).to(x_hat.dtype)
     return x_hat
+
+
+def _update_running(running: Tensor, batch_statistic: Tensor, momentum: float) -> None:
+    # (1 - m) * running + m * batch, computed in the statistic's (float32 or float64) dtype and rounded
+    # into the buffer's dtype once, in place: the buffer stays the same tensor object.
+    running.copy_((1 - momentum) * running.to(batch_statistic.dtype) + momentum * batch_statistic)
 
 
 def batch_norm(
@@ -395,7 +451,8 @@ def batch_norm(
 
     Channels live in dim 1. In training each channel's statistics are taken over every other dim, and the
     running statistics, when given, are updated in place as $(1 - m)\,\text{running} + m\,\text{batch}$,
-    the variance with the *unbiased* batch variance.
+    the variance with the *unbiased* batch variance. float16 and bfloat16 inputs are computed in float32
+    and rounded once, at the end.
 
     Args:
         input: shape $(N, C, \dots)$.
@@ -408,7 +465,7 @@ def batch_norm(
         eps: added to the variance inside the square root.
 
     Returns:
-        A tensor of ``input``'s shape.
+        A tensor of ``input``'s shape and dtype.
 
     Raises:
         TypeError: if ``input`` is not a floating-point tensor.
@@ -424,32 +481,28 @@ def batch_norm(
         ...
         ValueError: running_mean and running_var are needed when training=False, got None
     """
-    _check_input(input, min_dim=2)
-    _check_eps(eps)
+    _check_batch_norm_args(input, running_mean, running_var, weight, bias, training, eps)
     C = input.shape[1]
-    _check_per_channel(C, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
     # Statistics are taken over every dim except the channel dim 1: (N,), (N, L) or (N, H, W).
     dims = (0, *range(2, input.dim()))
     n = math.prod(input.shape[d] for d in dims)  # values per channel
+    x = input.to(_compute_dtype(input.dtype))
     if training:
-        if n == 1:
-            raise ValueError(f"batch_norm needs more than 1 value per channel when training, got shape {tuple(input.shape)}")
-        mean = input.mean(dim=dims)  # (C,)
-        biased_var = var(input, dims, correction=0)  # (C,)
+        mean = x.mean(dim=dims)  # (C,)
+        biased_var = var(x, dims, correction=0)  # (C,)
         # The running statistics are bookkeeping, not part of the graph. They estimate the variance of the
         # whole population, hence Bessel's n / (n - 1). An empty batch has no statistics to contribute.
         if running_mean is not None and running_var is not None and n > 0:
             with torch.no_grad():
-                running_mean.mul_(1 - momentum).add_(momentum * mean)
-                running_var.mul_(1 - momentum).add_(momentum * biased_var * (n / (n - 1)))
+                _update_running(running_mean, mean, momentum)
+                _update_running(running_var, biased_var * (n / (n - 1)), momentum)
     else:
-        if running_mean is None or running_var is None:
-            raise ValueError("running_mean and running_var are needed when training=False, got None")
-        mean, biased_var = running_mean, running_var
+        mean, biased_var = running_mean.to(x.dtype), running_var.to(x.dtype)
     # Per-channel vectors are viewed as (1, C, 1, ...) so they broadcast along dim 1 only.
     shape = (1, C) + (1,) * (input.dim() - 2)
-    x_hat = (input - mean.view(shape)) / torch.sqrt(biased_var.view(shape) + eps)
-    return _scale_and_shift(x_hat, weight, bias, shape)
+    x_hat = (x - mean.view(shape)) / torch.sqrt(biased_var.view(shape) + eps)
+    # The only rounding to a float16 or bfloat16 input's dtype happens here.
+    return _scale_and_shift(x_hat, weight, bias, shape).to(input.dtype)
 
 
 class _BatchNorm(nn.Module):
@@ -463,10 +516,7 @@ class _BatchNorm(nn.Module):
         track_running_stats: bool = True, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("num_features", num_features)
-        _check_eps(eps)
-        if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum <= 1):
-            raise ValueError(f"momentum must be None or a number in [0, 1], got {momentum!r}")
+        _check_batch_norm_options(num_features, eps, momentum)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         factory = {"device": device, "dtype": dtype}
@@ -490,20 +540,10 @@ class _BatchNorm(nn.Module):
         raise NotImplementedError
 
     def forward(self, input: Tensor) -> Tensor:
-        _check_input(input)
-        self._check_input_dim(input)
-        name, shape = type(self).__name__, tuple(input.shape)
-        if input.shape[1] != self.num_features:
-            C = self.num_features
-            raise ValueError(f"{name}({C}) expects {C} channels in dim 1, got input of shape {shape}")
         # Batch statistics are used in training, and in evaluation too when there are no running ones.
-        # A batch is checked before it is counted, so a refused one leaves num_batches_tracked alone.
         use_batch_stats = self.training or self.running_mean is None
-        if use_batch_stats and input.numel() // input.shape[1] == 1:
-            raise ValueError(
-                f"{name} needs more than 1 value per channel when training, got input of shape {shape}; "
-                "use a bigger batch or call .eval()"
-            )
+        # A batch is checked before it is counted, so a refused one leaves num_batches_tracked alone.
+        _check_batch_norm_input(self, input, use_batch_stats)
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
@@ -564,8 +604,8 @@ class BatchNorm2d(_BatchNorm):
 
     Examples:
         >>> bn = BatchNorm2d(2, affine=False)
-        >>> bn(torch.randn(3, 2, 5, 5)).shape, bn.weight is None
-        (torch.Size([3, 2, 5, 5]), True)
+        >>> bn(torch.randn(3, 2, 5, 5)).shape, bn.weight
+        (torch.Size([3, 2, 5, 5]), None)
     """
 
     def _check_input_dim(self, input: Tensor) -> None:
@@ -574,18 +614,13 @@ class BatchNorm2d(_BatchNorm):
             raise ValueError(f"BatchNorm2d expects input of shape (N, C, H, W), got {got}")
 
 
-def _as_shape(normalized_shape: object) -> tuple[int, ...]:
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
-    if not isinstance(shape, Sequence) or not shape or not all(type(s) is int and s >= 1 for s in shape):
-        raise ValueError(f"normalized_shape must be a positive int or a non-empty sequence of them, got {normalized_shape!r}")
-    return tuple(shape)
-
-
 def layer_norm(
     input: Tensor, normalized_shape: int | Sequence[int], weight: Tensor | None = None,
     bias: Tensor | None = None, eps: float = 1e-5,
 ) -> Tensor:
     r"""Layer normalisation from scratch, a twin of `torch.nn.functional.layer_norm`.
+
+    float16 and bfloat16 inputs are computed in float32 and rounded once, at the end.
 
     Args:
         input: shape $(\dots, *\text{normalized\_shape})$.
@@ -595,7 +630,7 @@ def layer_norm(
         eps: added to the variance inside the square root.
 
     Returns:
-        A tensor of ``input``'s shape.
+        A tensor of ``input``'s shape and dtype.
 
     Raises:
         TypeError: if ``input`` is not a floating-point tensor.
@@ -605,22 +640,15 @@ def layer_norm(
         >>> x = torch.randn(2, 3, 4)
         >>> torch.testing.assert_close(layer_norm(x, (3, 4)), F.layer_norm(x, (3, 4)))
     """
-    _check_input(input)
-    shape = _as_shape(normalized_shape)
-    _check_eps(eps)
-    k = len(shape)
-    if input.dim() < k or tuple(input.shape[input.dim() - k :]) != shape:
-        raise ValueError(f"input must end with normalized_shape {shape}, got input of shape {tuple(input.shape)}")
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and tuple(t.shape) != shape:
-            raise ValueError(f"{name} must have the shape normalized_shape {shape}, got shape {tuple(t.shape)}")
+    shape = _check_layer_norm_args(input, normalized_shape, weight, bias, eps)
+    x = input.to(_compute_dtype(input.dtype))
     # Each sample's statistics over its last k dims, kept as size-1 dims so they broadcast back.
-    dims = tuple(range(-k, 0))
-    mean = input.mean(dim=dims, keepdim=True)  # (..., 1, ..., 1)
-    biased_var = var(input, dims, correction=0, keepdim=True)  # (..., 1, ..., 1)
-    x_hat = (input - mean) / torch.sqrt(biased_var + eps)
+    dims = tuple(range(-len(shape), 0))
+    mean = x.mean(dim=dims, keepdim=True)  # (..., 1, ..., 1)
+    biased_var = var(x, dims, correction=0, keepdim=True)  # (..., 1, ..., 1)
+    x_hat = (x - mean) / torch.sqrt(biased_var + eps)
     # gamma and beta have the trailing shape, so they broadcast against (..., *normalized_shape) as they are.
-    return _scale_and_shift(x_hat, weight, bias, shape)
+    return _scale_and_shift(x_hat, weight, bias, shape).to(input.dtype)
 
 
 class LayerNorm(nn.Module):
@@ -642,10 +670,10 @@ class LayerNorm(nn.Module):
     Examples:
         >>> norm = LayerNorm(4, elementwise_affine=False)
         >>> torch.testing.assert_close(norm(torch.randn(3, 4)).mean(dim=-1), torch.zeros(3))
-        >>> LayerNorm(0)
+        >>> LayerNorm(-4)
         Traceback (most recent call last):
         ...
-        ValueError: normalized_shape must be a positive int or a non-empty sequence of them, got 0
+        ValueError: normalized_shape must be a non-negative int or a non-empty sequence of them, got -4
     """
 
     def __init__(
@@ -803,10 +831,10 @@ def group_norm(
         raise ValueError(f"num_groups must be a positive int that divides C={C}, got {num_groups!r}")
     _check_per_channel(C, weight=weight, bias=bias)
     # Consecutive channels share a group, so one reshape gathers each group's numbers into the last dim,
-    # where LayerNorm's statistics are taken.
-    grouped = input.reshape(N, num_groups, -1)  # (N, G, C/G * ...)
+    # where LayerNorm's statistics are taken (in float32 for half inputs, rounded once at the end).
+    grouped = input.to(_compute_dtype(input.dtype)).reshape(N, num_groups, -1)  # (N, G, C/G * ...)
     normalised = layer_norm(grouped, grouped.shape[-1], eps=eps).reshape(input.shape)  # (N, C, ...)
-    return _scale_and_shift(normalised, weight, bias, (1, C) + (1,) * (input.dim() - 2))
+    return _scale_and_shift(normalised, weight, bias, (1, C) + (1,) * (input.dim() - 2)).to(input.dtype)
 
 
 def check_group_norm(candidate: Callable[..., Tensor]) -> None:
@@ -898,3 +926,89 @@ def check_fold_batchnorm_into_linear(candidate: Callable[[nn.Linear, nn.Module],
             except ValueError:
                 continue
             raise AssertionError(f"fold_batchnorm_into_linear should raise ValueError when bn {why}")
+
+
+# Argument checks, kept apart so that each function above reads as its idea. Every message names the
+# argument, the value it got and what was expected.
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_eps(eps: object) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, Real) or not eps >= 0:
+        raise ValueError(f"eps must be a real number >= 0, got {eps!r}")
+
+
+def _check_input(input: object, min_dim: int = 0) -> None:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
+    if input.dim() < min_dim:
+        raise ValueError(f"input must have shape (N, C, ...) with at least 2 dims, got shape {tuple(input.shape)}")
+
+
+def _check_per_channel(C: int, **vectors: Tensor | None) -> None:
+    for name, x in vectors.items():
+        if x is not None and tuple(x.shape) != (C,):
+            raise ValueError(f"{name} must have shape ({C},), one value per channel, got shape {tuple(x.shape)}")
+
+
+def _check_batch_norm_args(
+    input: object, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
+    bias: Tensor | None, training: bool, eps: object,
+) -> None:
+    _check_input(input, min_dim=2)
+    _check_eps(eps)
+    _check_per_channel(input.shape[1], running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    if training and input.numel() // max(input.shape[1], 1) == 1:
+        raise ValueError(f"batch_norm needs more than 1 value per channel when training, got shape {tuple(input.shape)}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("running_mean and running_var are needed when training=False, got None")
+
+
+def _check_batch_norm_options(num_features: object, eps: object, momentum: object) -> None:
+    _check_positive_int("num_features", num_features)
+    _check_eps(eps)
+    if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum <= 1):
+        raise ValueError(f"momentum must be None or a number in [0, 1], got {momentum!r}")
+
+
+def _check_batch_norm_input(module: _BatchNorm, input: object, use_batch_stats: bool) -> None:
+    _check_input(input)
+    module._check_input_dim(input)
+    name, shape, C = type(module).__name__, tuple(input.shape), module.num_features
+    if input.shape[1] != C:
+        raise ValueError(f"{name}({C}) expects {C} channels in dim 1, got input of shape {shape}")
+    if use_batch_stats and input.numel() // C == 1:
+        raise ValueError(
+            f"{name} needs more than 1 value per channel when training, got input of shape {shape}; "
+            "use a bigger batch or call .eval()"
+        )
+
+
+def _as_shape(normalized_shape: object) -> tuple[int, ...]:
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+    if not isinstance(shape, Sequence) or not shape or not all(type(s) is int and s >= 0 for s in shape):
+        raise ValueError(
+            f"normalized_shape must be a non-negative int or a non-empty sequence of them, got {normalized_shape!r}"
+        )
+    return tuple(shape)
+
+
+def _check_layer_norm_args(
+    input: object, normalized_shape: object, weight: Tensor | None, bias: Tensor | None, eps: object
+) -> tuple[int, ...]:
+    _check_input(input)
+    shape = _as_shape(normalized_shape)
+    _check_eps(eps)
+    k = len(shape)
+    if input.dim() < k or tuple(input.shape[input.dim() - k :]) != shape:
+        raise ValueError(f"input must end with normalized_shape {shape}, got input of shape {tuple(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"{name} must have the shape normalized_shape {shape}, got shape {tuple(t.shape)}")
+    return shape

@@ -13,9 +13,10 @@ r"""
 - build the sinusoidal table of "Attention Is All You Need" from scratch and prove it equal to the formula;
 - switch between the interleaved layout of the paper and the concatenated layout of some libraries;
 - prove its properties by code: constant norm, shifts that are rotations, distance-only dot products;
-- wrap it in an `nn.Module` whose table is a non-persistent buffer, and build the learned alternative;
-- say what each gives up, and dodge the traps: wrong layout, padded positions, the $\sqrt{d}$ scale, and a
-  table that trains when it should not.
+- wrap it in an `nn.Module` whose table is a non-persistent buffer that can be recomputed, and build the
+  learned alternative with a sensible initial scale;
+- say what each gives up, and dodge the traps: wrong layout, padded positions, the $\sqrt{d}$ scale, a
+  table that trains when it should not, and a table lost on the `meta` device.
 
 ## Attention cannot tell order
 
@@ -204,8 +205,8 @@ diagonal (a Toeplitz matrix) and symmetric:
 
 ```pycon
 >>> gram = table[:200] @ table[:200].T                        # (200, 200): PE[p] · PE[q]
->>> torch.allclose(gram[1:, 1:], gram[:-1, :-1]), torch.allclose(gram, gram.T)
-(True, True)
+>>> {"constant diagonals": torch.allclose(gram[1:, 1:], gram[:-1, :-1]), "symmetric": torch.allclose(gram, gram.T)}
+{'constant diagonals': True, 'symmetric': True}
 >>> distance = torch.arange(200, dtype=torch.float64)
 >>> torch.allclose(gram[0], torch.cos(torch.outer(distance, sinusoidal_frequencies(64))).sum(-1))
 True
@@ -219,28 +220,33 @@ look alike, far ones less so.
 
 ## A module: `SinusoidalPositionalEncoding`
 
-[`SinusoidalPositionalEncoding`][torchenstein.nn.positional.SinusoidalPositionalEncoding] builds the table
-once, for `max_len` positions, and adds its first $T$ rows to token embeddings of shape $(B, T, D)$. The
-table is registered as a **buffer**, because it must move with `.to(device)` and follow `.double()`, but it
-is never learned; and as a **non-persistent** one, so it stays out of the `state_dict` (see
-[Building brains](../modules/index.md)): it is a pure function of three hyperparameters, recomputed in
-`__init__`, so saving it would only bloat every checkpoint, and a checkpoint saved with one `max_len`
-loads into a model built with another. An optional `dropout` acts on the sum, as in the original
+[`SinusoidalPositionalEncoding`][torchenstein.nn.positional.SinusoidalPositionalEncoding], built with
+`(max_len, embedding_dim)`, computes the table once, for `max_len` positions, and adds its first $T$ rows
+to token embeddings of shape $(B, T, D)$. The table is registered as a **buffer**, because it must move with
+`.to(device)` and follow `.double()`, but it is never learned; and as a **non-persistent** one, so it
+stays out of the `state_dict` (see [Building brains](../modules/index.md)): it is a pure function of
+three hyperparameters, so saving it would only bloat every checkpoint, and a checkpoint saved with one
+`max_len` loads into a model built with another. The price of leaving it out: no checkpoint can restore
+it, so the module must be able to compute it again, and it does so in `reset_parameters` (the last of
+Hammer's traps shows when that matters). An optional `dropout` acts on the sum, as in the original
 Transformer, and an optional `positions` argument replaces $0, \dots, T-1$ (Hammer's second trap needs it).
 
 ```pycon
 >>> from torchenstein.nn.positional import SinusoidalPositionalEncoding
 >>> _ = torch.manual_seed(0)
->>> encode = SinusoidalPositionalEncoding(8, max_len=16)
+>>> encode = SinusoidalPositionalEncoding(max_len=16, embedding_dim=8)
 >>> tokens = torch.randn(2, 5, 8)                            # (B, T, D)
 >>> out = encode(tokens)
->>> out.shape, torch.equal(out, tokens + sinusoidal_positions(5, 8))
-(torch.Size([2, 5, 8]), True)
->>> [name for name, _ in encode.named_buffers()], list(encode.parameters()), list(encode.state_dict())
-(['pe'], [], [])
+>>> out.shape
+torch.Size([2, 5, 8])
+>>> print("tokens + table:", torch.equal(out, tokens + sinusoidal_positions(5, 8)))
+tokens + table: True
+>>> {"buffers": [name for name, _ in encode.named_buffers()], "parameters": list(encode.parameters()),
+...  "state_dict": list(encode.state_dict())}
+{'buffers': ['pe'], 'parameters': [], 'state_dict': []}
 >>> encode.double().pe.dtype
 torch.float64
->>> SinusoidalPositionalEncoding(8, max_len=16).load_state_dict(SinusoidalPositionalEncoding(8, max_len=4096).state_dict())
+>>> SinusoidalPositionalEncoding(16, 8).load_state_dict(SinusoidalPositionalEncoding(4096, 8).state_dict())
 <All keys matched successfully>
 >>> encode(torch.randn(1, 20, 8))
 Traceback (most recent call last):
@@ -254,8 +260,8 @@ ValueError: sequence length T=20 exceeds max_len=16: the table has no row for po
 The other classic answer: let the model learn one vector per position, a plain lookup table indexed by
 $0, 1, \dots, T-1$. BERT and GPT-2 do this.
 [`LearnedPositionalEmbedding`][torchenstein.nn.positional.LearnedPositionalEmbedding] wraps an
-`nn.Embedding(max_len, embedding_dim)` (arguments in `nn.Embedding`'s order) and has the same forward as
-its sinusoidal cousin:
+`nn.Embedding(max_len, embedding_dim)`, takes its arguments in that order, as its sinusoidal cousin does,
+and has the same forward:
 
 ```pycon
 >>> from torchenstein.nn.positional import LearnedPositionalEmbedding
@@ -263,8 +269,25 @@ its sinusoidal cousin:
 >>> learned = LearnedPositionalEmbedding(16, 8)
 >>> [(name, tuple(p.shape)) for name, p in learned.named_parameters()]
 [('embedding.weight', (16, 8))]
->>> torch.equal(learned(tokens), tokens + learned.embedding.weight[:5])
-True
+>>> print("tokens + rows 0..4:", torch.equal(learned(tokens), tokens + learned.embedding.weight[:5]))
+tokens + rows 0..4: True
+
+```
+
+The table starts as `nn.Embedding` starts, from $\mathcal{N}(0, 1)$: rows of length about $\sqrt{D}$.
+GPT-2 draws its position table from $\mathcal{N}(0, 0.01^2)$ and BERT from $\mathcal{N}(0, 0.02^2)$,
+small like their token tables (0.02 in both; the [Embeddings](../embeddings/index.md) lesson shows why a
+tied token table must start small). Left at $\mathcal{N}(0, 1)$ next to such a token table, the positions would
+outshout the words; redraw the table when you copy a recipe:
+
+```pycon
+>>> from torch import nn
+>>> gpt2_like = LearnedPositionalEmbedding(1024, 768)
+>>> round(gpt2_like.embedding.weight.std().item(), 2)         # nn.Embedding's N(0, 1)
+1.0
+>>> _ = nn.init.normal_(gpt2_like.embedding.weight, std=0.01)   # GPT-2's choice
+>>> round(gpt2_like.embedding.weight.std().item(), 3)
+0.01
 
 ```
 
@@ -346,7 +369,7 @@ else: rotary position embeddings (RoPE) are waiting in Part 4.
 
     ```pycon
     >>> _ = torch.manual_seed(0)
-    >>> encode = SinusoidalPositionalEncoding(4, max_len=8)
+    >>> encode = SinusoidalPositionalEncoding(8, 4)              # (max_len, embedding_dim)
     >>> sentence = torch.randn(1, 3, 4)                          # (B, T=3, D)
     >>> alone = encode(sentence)
     >>> padded = torch.cat([torch.zeros(1, 2, 4), sentence], dim=1)    # left-padded to T=5
@@ -373,8 +396,8 @@ else: rotary position embeddings (RoPE) are waiting in Part 4.
     >>> g = torch.Generator().manual_seed(0)
     >>> small = torch.randn(1000, d, generator=g) / d**0.5        # the paper's token embeddings
     >>> pe_norm = sinusoidal_positions(1, d).norm().item()
-    >>> round(small.norm(dim=-1).mean().item(), 1), round(pe_norm, 1)        # Hammer: 1 against 16
-    (1.0, 16.0)
+    >>> {"token rows": round(small.norm(dim=-1).mean().item(), 1), "position rows": round(pe_norm, 1)}   # Hammer
+    {'token rows': 1.0, 'position rows': 16.0}
     >>> round((small * d**0.5).norm(dim=-1).mean().item(), 1)               # scaled: words hold their own
     22.6
     >>> round(torch.randn(1000, d, generator=g).norm(dim=-1).mean().item(), 1)   # nn.Embedding's N(0, 1)
@@ -401,11 +424,44 @@ else: rotary position embeddings (RoPE) are waiting in Part 4.
     >>> optimiser.step()
     >>> torch.equal(hammer.pe.detach(), sinusoidal_positions(8, 4))
     False
-    >>> ours = SinusoidalPositionalEncoding(4, max_len=8)
-    >>> list(ours.parameters()), list(ours.state_dict())        # nothing to train, nothing to save
-    ([], [])
+    >>> ours = SinusoidalPositionalEncoding(8, 4)
+    >>> {"parameters": list(ours.parameters()), "state_dict": list(ours.state_dict())}   # nothing to train or save
+    {'parameters': [], 'state_dict': []}
 
     ```
+
+!!! hammer "Dr. Hammer's trap: a table computed only in `__init__`"
+    Hammer's model is too big to build in memory twice, so he builds it on the `meta` device (tensors
+    with a shape and no memory), materialises it with `to_empty`, and fills it from a checkpoint. But
+    `to_empty` hands every tensor *fresh, uninitialised memory*, and `load_state_dict` restores only what
+    the checkpoint holds: a non-persistent buffer is not in it, and `strict=True` has nothing to miss.
+    The report says all keys matched, and the model adds garbage to every token. His table was computed
+    in `__init__` and nowhere else, like the `inv_freq` buffer of rotary embeddings (Part 4), which has
+    shipped with this very bug (Hugging Face's
+    [transformers issue 45902](https://github.com/huggingface/transformers/issues/45902), for one). Deterministic mode fills fresh memory with NaN, which makes
+    the garbage visible here; on a real run it is whatever bytes were left in memory.
+
+    ```pycon
+    >>> with torch.device("meta"):                           # shapes only: nothing is computed
+    ...     model = SinusoidalPositionalEncoding(16, 8)
+    >>> model.pe.device.type
+    'meta'
+    >>> torch.use_deterministic_algorithms(True)             # fresh memory becomes NaN
+    >>> _ = model.to_empty(device="cpu")
+    >>> torch.use_deterministic_algorithms(False)
+    >>> model.load_state_dict({})                            # the checkpoint: no table in it
+    <All keys matched successfully>
+    >>> print("the table is garbage:", model.pe.isnan().all().item())
+    the table is garbage: True
+    >>> model.reset_parameters()                             # recompute what __init__ computed
+    >>> print("the table is the formula:", torch.equal(model.pe, sinusoidal_positions(16, 8)))
+    the table is the formula: True
+
+    ```
+
+    The cure is to compute such a buffer in a method that can run again, `reset_parameters` (the name
+    FSDP and Lightning call on every module after `to_empty`), and to call it after materialising; or to
+    make the buffer persistent, so that the checkpoint carries and restores it.
 
 ## Challenges
 
@@ -434,9 +490,8 @@ tensor([[1, 2, 2, 2],
         [0, 1, 2, 2],
         [0, 0, 1, 2],
         [0, 0, 0, 1]])
->>> check_sinusoidal_positions_for(sinusoidal_positions_for), check_relative_position_bias_indices(
-...     relative_position_bias_indices)
-(None, None)
+>>> check_sinusoidal_positions_for(sinusoidal_positions_for)
+>>> check_relative_position_bias_indices(relative_position_bias_indices)
 
 ```
 """
@@ -472,6 +527,11 @@ def _check_count(name: str, n: object, *, minimum: int = 0) -> None:
         raise ValueError(f"{name} must be an int of at least {minimum}, got {n!r}")
 
 
+def _check_base(base: object) -> None:
+    if isinstance(base, bool) or not isinstance(base, Real) or not 0 < base < math.inf:
+        raise ValueError(f"base must be a positive finite number, got {base!r}")
+
+
 def _check_dropout(p: object) -> None:
     if isinstance(p, bool) or not isinstance(p, Real) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout must be a number in [0, 1], got {p!r}")
@@ -495,8 +555,7 @@ def sinusoidal_frequencies(embedding_dim: int, base: float = 10000.0) -> Tensor:
         tensor([1.0000, 0.1000], dtype=torch.float64)
     """
     _check_embedding_dim(embedding_dim)
-    if isinstance(base, bool) or not isinstance(base, Real) or not 0 < base < math.inf:
-        raise ValueError(f"base must be a positive finite number, got {base!r}")
+    _check_base(base)
     # `2i` runs over the even column indices 0, 2, 4, ...; float64 keeps the slow frequencies exact.
     two_i = torch.arange(0, embedding_dim, 2, dtype=torch.float64)  # (D/2,)
     return torch.tensor(float(base), dtype=torch.float64) ** (-two_i / embedding_dim)
@@ -689,23 +748,24 @@ class SinusoidalPositionalEncoding(nn.Module):
     r"""Add the fixed sinusoidal table to token embeddings of shape $(B, T, D)$, then apply dropout.
 
     Args:
-        embedding_dim: the width $D$, a positive even int.
         max_len: how many positions the table holds.
+        embedding_dim: the width $D$, a positive even int.
         dropout: dropout probability on the sum, as in the original Transformer.
         base: the frequency base of the table.
 
     Attributes:
         pe: the table, ``(max_len, embedding_dim)``: a non-persistent buffer, moved and cast with the
-            module but left out of the ``state_dict`` and recomputed in ``__init__``.
+            module but left out of the ``state_dict``, and computed by ``reset_parameters`` (call it
+            again after ``to_empty``).
 
     Raises:
         ValueError: if a size, ``dropout`` or ``base`` is invalid.
 
     Examples:
-        >>> encode = SinusoidalPositionalEncoding(4, max_len=8)
+        >>> encode = SinusoidalPositionalEncoding(8, 4)
         >>> encode
         SinusoidalPositionalEncoding(
-          embedding_dim=4, max_len=8, base=10000.0
+          max_len=8, embedding_dim=4, base=10000.0
           (dropout): Dropout(p=0.0, inplace=False)
         )
         >>> encode(torch.zeros(2, 3, 4))[0, 0]
@@ -716,14 +776,38 @@ class SinusoidalPositionalEncoding(nn.Module):
         ValueError: x must have shape (B, T, embedding_dim=4), got (2, 3, 5)
     """
 
-    def __init__(self, embedding_dim: int, max_len: int = 1024, dropout: float = 0.0, base: float = 10000.0):
+    def __init__(self, max_len: int, embedding_dim: int, dropout: float = 0.0, base: float = 10000.0):
         super().__init__()
         _check_count("max_len", max_len, minimum=1)
+        _check_embedding_dim(embedding_dim)
         _check_dropout(dropout)
-        self.embedding_dim, self.max_len, self.base = embedding_dim, max_len, float(base)
+        _check_base(base)
+        self.max_len, self.embedding_dim, self.base = max_len, embedding_dim, float(base)
         self.dropout = nn.Dropout(dropout)
-        # A buffer follows `.to(...)` and `.double()`; persistent=False keeps it out of checkpoints.
-        self.register_buffer("pe", sinusoidal_positions(max_len, embedding_dim, base), persistent=False)
+        # A buffer follows `.to(...)` and `.double()`; persistent=False keeps it out of checkpoints. It is
+        # allocated here and filled by reset_parameters, the one place the table is computed, so that the
+        # table can be computed again whenever the memory under it is replaced.
+        self.register_buffer("pe", torch.empty(max_len, embedding_dim), persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Compute the table into ``pe``, on its current device and in its current dtype.
+
+        ``__init__`` calls it; so must whoever replaces the buffer's memory, as ``to_empty`` does after
+        building on the ``meta`` device (FSDP and Lightning call ``reset_parameters`` on every module
+        there). The name is PyTorch's, though this module has no parameters: it resets the state
+        ``load_state_dict`` does not restore.
+
+        Examples:
+            >>> encode = SinusoidalPositionalEncoding(8, 4)
+            >>> _ = encode.pe.fill_(0.0)
+            >>> encode.reset_parameters()
+            >>> torch.equal(encode.pe, sinusoidal_positions(8, 4))
+            True
+        """
+        table = sinusoidal_positions(self.max_len, self.embedding_dim, self.base, dtype=self.pe.dtype, device=self.pe.device)
+        with torch.no_grad():
+            self.pe.copy_(table)
 
     def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
         """Return ``dropout(x + pe[positions])`` for ``x`` of shape ``(B, T, D)``.
@@ -736,7 +820,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         return self.dropout(x + self.pe[positions].to(x.dtype))
 
     def extra_repr(self) -> str:
-        return f"embedding_dim={self.embedding_dim}, max_len={self.max_len}, base={self.base}"
+        return f"max_len={self.max_len}, embedding_dim={self.embedding_dim}, base={self.base}"
 
 
 class LearnedPositionalEmbedding(nn.Module):
@@ -748,7 +832,8 @@ class LearnedPositionalEmbedding(nn.Module):
         dropout: dropout probability on the sum.
 
     Attributes:
-        embedding: the ``nn.Embedding(max_len, embedding_dim)``, one trainable row per position.
+        embedding: the ``nn.Embedding(max_len, embedding_dim)``, one trainable row per position, drawn from
+            ``nn.Embedding``'s $\mathcal{N}(0, 1)$ (GPT-2 redraws with standard deviation 0.01, BERT 0.02).
 
     Raises:
         ValueError: if a size or ``dropout`` is invalid.

@@ -79,8 +79,8 @@ between the two in either direction.
 >>> ours, theirs = RMSNorm(8), nn.RMSNorm(8)
 >>> ours
 RMSNorm((8,), eps=None, elementwise_affine=True)
->>> list(ours.state_dict()), ours.weight.tolist() == [1.0] * 8
-(['weight'], True)
+>>> list(ours.state_dict()), ours.weight.tolist()
+(['weight'], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
 >>> with torch.no_grad():
 ...     _ = theirs.weight.copy_(torch.linspace(0.5, 2.0, 8))
 >>> _ = ours.load_state_dict(theirs.state_dict())
@@ -95,9 +95,11 @@ ValueError: input's trailing dims must equal normalized_shape=(8,), got input sh
 ```
 
 The tests (`tests/test_rmsnorm.py`) prove far more: outputs, input gradients and weight gradients
-against PyTorch's for many shapes and `normalized_shape` lengths, `eps` given and `None`, with and without
-the weight, in float32, float64 and bfloat16, `torch.autograd.gradcheck` in float64, and `state_dict`
-round trips both ways.
+against PyTorch's for many shapes and `normalized_shape` lengths (an empty batch and a size-0 dim
+included), `eps` given and `None`, with and without the weight, in float32, float64 and bfloat16;
+outputs in float16 too, on transposed and expanded inputs, from tiny to large magnitudes, with float32
+weights on half inputs (to one rounding of the output's dtype); `torch.autograd.gradcheck` in float64;
+and `state_dict` round trips both ways.
 
 ## Low precision, full-precision statistics
 
@@ -190,29 +192,44 @@ False
 
 ## Why language models prefer it
 
-- **Cheaper.** LayerNorm needs two statistics per vector, a mean and then a variance around it; RMSNorm
-  needs one reduction, the mean of squares, and has no bias to add, store or update.
+- **Cheaper.** LayerNorm needs two statistics per vector, a mean and then a variance around it, and the
+  second needs the first; RMSNorm needs one reduction, the mean of squares, and has no bias to add,
+  store or update. One reduction fewer, and no bias, is the whole of its advantage in cost.
 - **Re-centring rarely matters.** Zhang and Sennrich's bet was that LayerNorm's success comes from the
   re-*scaling* invariance, not the re-centring; the many models trained with RMSNorm since suggest they
   were right. T5 used it, then LLaMA, Mistral, Gemma, Qwen and most of their descendants.
-- **Numerically simpler.** A sum of squares is a sum of non-negative terms: no subtraction, so no
-  cancellation when the mean is large compared with the spread.
+- **Not for numerical safety.** You may read that RMSNorm is safer because it subtracts nothing, so
+  nothing cancels. That is true only against a *one-pass* LayerNorm, which computes the variance as
+  $\operatorname{mean}(x^2) - \operatorname{mean}(x)^2$: when the mean is large against the spread, two
+  big, nearly equal numbers are subtracted and the digits of the variance are lost. A *two-pass*
+  LayerNorm subtracts the mean first and squares what is left, as the
+  [Normalisation](../normalization/index.md) lesson's does (PyTorch's kernels use Welford's running
+  update, which does not cancel either):
+
+```pycon
+>>> _ = torch.manual_seed(0)
+>>> big = torch.randn(4, 512) + 1000.0                             # float32: mean 1000, spread 1
+>>> exact = big.double().var(dim=-1, correction=0)
+>>> one_pass = big.pow(2).mean(dim=-1) - big.mean(dim=-1).pow(2)   # mean(x^2) - mean(x)^2
+>>> two_pass = (big - big.mean(dim=-1, keepdim=True)).pow(2).mean(dim=-1)
+>>> {name: bool(((v - exact) / exact).abs().max() < 1e-3) for name, v in (("one pass", one_pass),
+...                                                                       ("two passes", two_pass))}
+{'one pass': False, 'two passes': True}
+
+```
 
 Do not trust my word on speed: trust a stopwatch, on your own machine.
 [`compare_norm_speed`][torchenstein.nn.rmsnorm.compare_norm_speed] times forward and backward of
 PyTorch's `F.rms_norm` and `F.layer_norm`, and of our RMSNorm against a LayerNorm written the same way
-from plain tensor operations, with `torchenstein.lab.time_it`. The numbers depend on your CPU and its
-mood, so the doctest does not pin them:
+from plain tensor operations, with `torchenstein.lab.time_it`. It returns seconds per run; the numbers
+depend on your CPU and its mood, so this page does not print them. Print them yourself with
+`for name, seconds in timings.items(): print(f"{name:18} {seconds * 1e3:.3f} ms")`:
 
 ```pycon
 >>> from torchenstein.nn.rmsnorm import compare_norm_speed
 >>> timings = compare_norm_speed(shape=(2, 64, 512), repeat=3)
->>> for name, seconds in timings.items():
-...     print(f"{name:18} {seconds * 1e3:.3f} ms")
-RMSNorm (torch)    ... ms
-LayerNorm (torch)  ... ms
-RMSNorm (ours)     ... ms
-LayerNorm (ours)   ... ms
+>>> list(timings)
+['RMSNorm (torch)', 'LayerNorm (torch)', 'RMSNorm (ours)', 'LayerNorm (ours)']
 
 ```
 
@@ -236,9 +253,12 @@ h = x + \operatorname{Attention}(\operatorname{RMSNorm}_1(x)), \qquad
 $$
 
 with one last RMSNorm before the output layer. The identity path $x \mapsto x$ is never divided by
-anything, so gradients flow straight through dozens of blocks, and pre-norm stacks train stably, often
-without the careful learning-rate warm-up that post-norm needs (Xiong et al., 2020). Each sub-layer still sees inputs of RMS about 1, however large the stream
-grows. A sketch of the MLP half:
+anything, so gradients flow straight through dozens of blocks, and each sub-layer still sees inputs of
+RMS about 1, however large the stream grows. Pre-norm stacks are far more forgiving than post-norm ones:
+Xiong et al. (2020) found their gradients well-behaved at initialisation and trained them without a
+learning-rate warm-up. Every common recipe still warms up, though (nanoGPT's GPT-2 and LLaMA both over
+their first 2000 steps): take pre-norm as a margin of stability, not as a licence to skip the warm-up.
+A sketch of the MLP half:
 
 ```pycon
 >>> _ = torch.manual_seed(0)
@@ -261,62 +281,62 @@ in place of the MLP; the Transformer-block lesson assembles both.
     differ far below `allclose`'s tolerance, so his unit test passes. For small activations, exactly where
     `eps` is supposed to matter, they do not agree at all.
 
-```pycon
->>> eps = 1e-6
->>> def hammer_rms_norm(t):
-...     return t / (t.pow(2).mean(dim=-1, keepdim=True).sqrt() + eps)
->>> _ = torch.manual_seed(0)
->>> ordinary = torch.randn(4, 16)
->>> torch.allclose(hammer_rms_norm(ordinary), F.rms_norm(ordinary, (16,), eps=eps))
-True
->>> small = torch.tensor([[1e-3, -1e-3, 1e-3, -1e-3]])    # RMS = 1e-3, mean square = 1e-6 = eps
->>> torch.allclose(hammer_rms_norm(small), F.rms_norm(small, (4,), eps=eps))
-False
->>> round((hammer_rms_norm(small) / rms_norm(small, 4, eps=eps)).mean().item(), 2)
-1.41
->>> torch.allclose(rms_norm(small, 4, eps=eps), F.rms_norm(small, (4,), eps=eps))
-True
+    ```pycon
+    >>> eps = 1e-6
+    >>> def hammer_rms_norm(t):
+    ...     return t / (t.pow(2).mean(dim=-1, keepdim=True).sqrt() + eps)
+    >>> _ = torch.manual_seed(0)
+    >>> ordinary = torch.randn(4, 16)
+    >>> torch.allclose(hammer_rms_norm(ordinary), F.rms_norm(ordinary, (16,), eps=eps))
+    True
+    >>> small = torch.tensor([[1e-3, -1e-3, 1e-3, -1e-3]])    # RMS = 1e-3, mean square = 1e-6 = eps
+    >>> torch.allclose(hammer_rms_norm(small), F.rms_norm(small, (4,), eps=eps))
+    False
+    >>> round((hammer_rms_norm(small) / rms_norm(small, 4, eps=eps)).mean().item(), 2)
+    1.41
+    >>> torch.allclose(rms_norm(small, 4, eps=eps), F.rms_norm(small, (4,), eps=eps))
+    True
 
-```
+    ```
 
-His outputs are $\sqrt{2}$ times too large here: $\sqrt{10^{-6} + 10^{-6}}$ against $10^{-3} + 10^{-6}$.
-A pretrained model whose norms were trained with the other formula drifts off quietly.
+    His outputs are $\sqrt{2}$ times too large here: $\sqrt{10^{-6} + 10^{-6}}$ against $10^{-3} + 10^{-6}$.
+    A pretrained model whose norms were trained with the other formula drifts off quietly.
 
 !!! hammer "Dr. Hammer's trap: statistics in low precision"
     Hammer keeps everything in the model's dtype "for speed". In bfloat16 the mean of squares is rounded
     to 8 significant bits; in float16 a single feature of 256 or more squares past float16's largest
     number, and the whole vector is divided by infinity.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> xb = torch.randn(8, 2048).bfloat16()
->>> exact = xb.double().pow(2).mean(dim=-1)                  # (8,)
->>> def worst_relative_error(mean_square):
-...     return ((mean_square.double() / exact) - 1).abs().max().item()
->>> worst_relative_error(xb.float().pow(2).mean(dim=-1)) < 1e-6     # float32 statistics
-True
->>> 1e-3 < worst_relative_error(xb.pow(2).mean(dim=-1)) < 1e-2       # bfloat16 statistics
-True
->>> running = torch.zeros(8, dtype=torch.bfloat16)              # a running sum kept in bfloat16
->>> for j in range(2048):
-...     running = running + xb[:, j] ** 2
->>> ((running / 2048).double() / exact).max().item() < 0.7
-True
->>> h = torch.tensor([[300.0, -200.0, 1.0, 2.0]], dtype=torch.float16)
->>> torch.finfo(torch.float16).max, h.pow(2).mean(dim=-1)
-(65504.0, tensor([inf], dtype=torch.float16))
->>> (h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True))).abs().max().item()
-0.0
->>> torch.allclose(rms_norm(h, 4).float(), rms_norm(h.float(), 4), rtol=1e-3)
-True
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> xb = torch.randn(8, 2048).bfloat16()
+    >>> exact = xb.double().pow(2).mean(dim=-1)                  # (8,)
+    >>> def worst_relative_error(mean_square):
+    ...     return ((mean_square.double() / exact) - 1).abs().max().item()
+    >>> worst_relative_error(xb.float().pow(2).mean(dim=-1)) < 1e-6     # float32 statistics
+    True
+    >>> 1e-3 < worst_relative_error(xb.pow(2).mean(dim=-1)) < 1e-2       # bfloat16 statistics
+    True
+    >>> running = torch.zeros(8, dtype=torch.bfloat16)              # a running sum kept in bfloat16
+    >>> for j in range(2048):
+    ...     running = running + xb[:, j] ** 2
+    >>> ((running / 2048).double() / exact).max().item() < 0.7
+    True
+    >>> h = torch.tensor([[300.0, -200.0, 1.0, 2.0]], dtype=torch.float16)
+    >>> torch.finfo(torch.float16).max, h.pow(2).mean(dim=-1)
+    (65504.0, tensor([inf], dtype=torch.float16))
+    >>> (h * torch.rsqrt(h.pow(2).mean(dim=-1, keepdim=True))).abs().max().item()
+    0.0
+    >>> torch.allclose(rms_norm(h, 4).float(), rms_norm(h.float(), 4), rtol=1e-3)
+    True
 
-```
+    ```
 
-PyTorch's own bfloat16 `mean` accumulates in float32 and only rounds its result, an error within the
-bounds checked above; a running sum kept in bfloat16, as a hand-written kernel might do, stops growing once
-each new term is smaller than half the spacing of bfloat16 numbers near the sum, and reports a mean square
-less than 0.7 times the truth.
-The fix is the one `rms_norm` applies: upcast, compute the statistics, round once.
+    PyTorch's own bfloat16 `mean` accumulates in float32 and only rounds its result, an error within the
+    bounds checked above; a running sum kept in bfloat16, as a hand-written kernel might do, stops
+    growing once each new term is smaller than half the spacing of bfloat16 numbers near the sum, and
+    reports a mean square less than 0.7 times the truth. The fix is the one `rms_norm` applies: upcast,
+    compute the statistics, round once.
 
 !!! hammer "Dr. Hammer's trap: normalising over the wrong dimension"
     For a `(B, T, d)` batch of token vectors the statistics belong to each token's `d` features, the last
@@ -324,51 +344,51 @@ The fix is the one `rms_norm` applies: upcast, compute the statistics, round onc
     runs, but every token's output now depends on every other token, the future included. His causal
     language model reads the answer before predicting it: a leak, his speciality.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> tokens = torch.randn(1, 6, 8)                       # (B, T, d)
->>> changed = tokens.clone()
->>> changed[:, -1] += 5.0                               # edit only the last token
->>> def hammer_norm(t):
-...     return t * torch.rsqrt(t.pow(2).mean(dim=1, keepdim=True) + 1e-6)
->>> hammer_norm(tokens).shape == tokens.shape
-True
->>> torch.equal(hammer_norm(tokens)[:, 0], hammer_norm(changed)[:, 0])     # the first token moved
-False
->>> torch.equal(rms_norm(tokens, 8)[:, 0], rms_norm(changed, 8)[:, 0])
-True
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> tokens = torch.randn(1, 6, 8)                       # (B, T, d)
+    >>> changed = tokens.clone()
+    >>> changed[:, -1] += 5.0                               # edit only the last token
+    >>> def hammer_norm(t):
+    ...     return t * torch.rsqrt(t.pow(2).mean(dim=1, keepdim=True) + 1e-6)
+    >>> hammer_norm(tokens).shape == tokens.shape
+    True
+    >>> torch.equal(hammer_norm(tokens)[:, 0], hammer_norm(changed)[:, 0])     # the first token moved
+    False
+    >>> torch.equal(rms_norm(tokens, 8)[:, 0], rms_norm(changed, 8)[:, 0])
+    True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the weight left behind"
     Hammer downloads a pretrained model, builds his norms with `elementwise_affine=False` (or names his
     gain `scale`), gets an error about unexpected keys, and silences it with `strict=False`. The trained
     gains stay on the disk and his model computes something else.
 
-```pycon
->>> trained = nn.RMSNorm(8)
->>> with torch.no_grad():
-...     _ = trained.weight.copy_(torch.linspace(0.5, 2.0, 8))
->>> checkpoint = trained.state_dict()
->>> hammer = RMSNorm(8, elementwise_affine=False)
->>> hammer.load_state_dict(checkpoint)
-Traceback (most recent call last):
-...
-RuntimeError: Error(s) in loading state_dict for RMSNorm: ...Unexpected key(s) in state_dict: "weight"...
->>> keys = hammer.load_state_dict(checkpoint, strict=False)
->>> keys.missing_keys, keys.unexpected_keys
-([], ['weight'])
->>> x = torch.randn(3, 8)
->>> torch.allclose(hammer(x), trained(x))
-False
->>> fixed = RMSNorm(8)
->>> fixed.load_state_dict(checkpoint)                   # strict, the default: every key must fit
-<All keys matched successfully>
->>> torch.testing.assert_close(fixed(x), trained(x))
+    ```pycon
+    >>> trained = nn.RMSNorm(8)
+    >>> with torch.no_grad():
+    ...     _ = trained.weight.copy_(torch.linspace(0.5, 2.0, 8))
+    >>> checkpoint = trained.state_dict()
+    >>> hammer = RMSNorm(8, elementwise_affine=False)
+    >>> hammer.load_state_dict(checkpoint)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Error(s) in loading state_dict for RMSNorm: Unexpected key(s) in state_dict: "weight".
+    >>> keys = hammer.load_state_dict(checkpoint, strict=False)
+    >>> keys.missing_keys, keys.unexpected_keys
+    ([], ['weight'])
+    >>> x = torch.randn(3, 8)
+    >>> torch.allclose(hammer(x), trained(x))
+    False
+    >>> fixed = RMSNorm(8)
+    >>> fixed.load_state_dict(checkpoint)                   # strict, the default: every key must fit
+    <All keys matched successfully>
+    >>> torch.testing.assert_close(fixed(x), trained(x))
 
-```
+    ```
 
-Load strictly, and read the missing and unexpected keys whenever you must not.
+    Load strictly, and read the missing and unexpected keys whenever you must not.
 
 ## Challenges
 
@@ -389,8 +409,8 @@ functions in a file and run `python -m torchenstein.challenges my_attempts.py`. 
 ```pycon
 >>> from torchenstein.nn.rmsnorm import (
 ...     check_qk_norm, check_rms_norm_with_offset_weight, qk_norm, rms_norm_with_offset_weight)
->>> check_rms_norm_with_offset_weight(rms_norm_with_offset_weight), check_qk_norm(qk_norm)
-(None, None)
+>>> check_rms_norm_with_offset_weight(rms_norm_with_offset_weight)
+>>> check_qk_norm(qk_norm)
 
 ```
 """
@@ -409,30 +429,6 @@ from torchenstein.lab import PALETTE, new_figure, time_it
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-
-def _check_normalized_shape(normalized_shape: object) -> tuple[int, ...]:
-    """Turn an int or a sequence of ints into a tuple, as PyTorch does, refusing anything else."""
-    if isinstance(normalized_shape, Integral) and not isinstance(normalized_shape, bool):
-        normalized_shape = (normalized_shape,)
-    if not isinstance(normalized_shape, Sequence) or isinstance(normalized_shape, str):
-        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}")
-    shape = tuple(normalized_shape)
-    if not shape:
-        raise ValueError("normalized_shape must name at least one dimension, got ()")
-    if any(isinstance(n, bool) or not isinstance(n, Integral) or n < 0 for n in shape):
-        raise ValueError(f"normalized_shape must hold non-negative ints, got {normalized_shape!r}")
-    return tuple(int(n) for n in shape)
-
-
-def _check_eps(eps: object) -> float | None:
-    if eps is None:
-        return None
-    if isinstance(eps, bool) or not isinstance(eps, Real):
-        raise TypeError(f"eps must be a number or None, got {eps!r}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be non-negative, got {eps!r}")
-    return float(eps)
 
 
 def rms_norm(
@@ -466,21 +462,7 @@ def rms_norm(
         ...
         ValueError: weight must have shape normalized_shape=(6,), got (4,)
     """
-    shape = _check_normalized_shape(normalized_shape)
-    eps = _check_eps(eps)
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-    if not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
-    if input.dim() < len(shape) or tuple(input.shape[input.dim() - len(shape) :]) != shape:
-        raise ValueError(
-            f"input's trailing dims must equal normalized_shape={shape}, got input shape {tuple(input.shape)}"
-        )
-    if weight is not None:
-        if not isinstance(weight, Tensor) or not weight.is_floating_point():
-            raise TypeError(f"weight must be a floating-point tensor or None, got {weight!r}")
-        if tuple(weight.shape) != shape:
-            raise ValueError(f"weight must have shape normalized_shape={shape}, got {tuple(weight.shape)}")
+    shape, eps = _check_rms_norm_args(input, normalized_shape, weight, eps)
     # Half and bfloat16 are computed in float32, float64 stays float64: the same "opmath" rule PyTorch
     # uses, and the dtype whose machine epsilon is the default eps.
     compute_dtype = torch.promote_types(input.dtype, torch.float32)
@@ -815,3 +797,52 @@ def check_qk_norm(candidate: Callable[..., tuple[Tensor, Tensor]]) -> None:
                 f"{name}_normed is wrong for q {tuple(q.shape)}, k {tuple(k.shape)}, eps={eps}: normalise each "
                 f"head's d_head={d} features (the last dim) on their own, and multiply by weight_{name}"
             )
+
+
+# Argument checks, kept apart so that each function above reads as its idea. Every message names the
+# argument, the value it got and what was expected.
+
+
+def _check_normalized_shape(normalized_shape: object) -> tuple[int, ...]:
+    """Turn an int or a sequence of ints into a tuple, as PyTorch does, refusing anything else."""
+    if isinstance(normalized_shape, Integral) and not isinstance(normalized_shape, bool):
+        normalized_shape = (normalized_shape,)
+    if not isinstance(normalized_shape, Sequence) or isinstance(normalized_shape, str):
+        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got {normalized_shape!r}")
+    shape = tuple(normalized_shape)
+    if not shape:
+        raise ValueError("normalized_shape must name at least one dimension, got ()")
+    if any(isinstance(n, bool) or not isinstance(n, Integral) or n < 0 for n in shape):
+        raise ValueError(f"normalized_shape must hold non-negative ints, got {normalized_shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _check_eps(eps: object) -> float | None:
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, Real):
+        raise TypeError(f"eps must be a number or None, got {eps!r}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be non-negative, got {eps!r}")
+    return float(eps)
+
+
+def _check_rms_norm_args(
+    input: object, normalized_shape: object, weight: object, eps: object
+) -> tuple[tuple[int, ...], float | None]:
+    shape = _check_normalized_shape(normalized_shape)
+    eps = _check_eps(eps)
+    if not isinstance(input, Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
+    if input.dim() < len(shape) or tuple(input.shape[input.dim() - len(shape) :]) != shape:
+        raise ValueError(
+            f"input's trailing dims must equal normalized_shape={shape}, got input shape {tuple(input.shape)}"
+        )
+    if weight is not None:
+        if not isinstance(weight, Tensor) or not weight.is_floating_point():
+            raise TypeError(f"weight must be a floating-point tensor or None, got {weight!r}")
+        if tuple(weight.shape) != shape:
+            raise ValueError(f"weight must have shape normalized_shape={shape}, got {tuple(weight.shape)}")
+    return shape, eps
