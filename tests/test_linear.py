@@ -714,3 +714,16 @@ def test_check_fuse_linears_rejects_wrong_attempts(attempt, message):
 def test_check_linear_flops_rejects_wrong_attempts(attempt, message):
     with pytest.raises(AssertionError, match=message):
         check_linear_flops(attempt)
+
+
+@pytest.mark.parametrize("shape", [(4, 8), (2, 3, 8)])
+def test_under_cpu_autocast_linear_is_bitwise_f_linear(shape):
+    """Inside autocast the input arrives in bfloat16 while the weights stay float32, as PyTorch intends."""
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    weight, bias = torch.randn(5, 8), torch.randn(5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = x.bfloat16()  # what an earlier layer hands over under autocast
+        ours, theirs = linear(h, weight, bias), F.linear(h, weight, bias)
+    assert ours.dtype == theirs.dtype == torch.bfloat16
+    assert torch.equal(ours, theirs)

@@ -19,7 +19,13 @@ from torchenstein._site import rendercache
 from torchenstein._site.labpages import lab_banner, tidy_lab_html
 from torchenstein._site.notebooks import notebook_json
 from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
-from torchenstein._site.sourceview import annotated_source, documented_members, object_spans
+from torchenstein._site.sourceview import (
+    annotated_source,
+    documented_members,
+    object_spans,
+    restore_code_blocks,
+    stash_code_blocks,
+)
 from torchenstein.course import Lesson, labs, lesson_text, lessons, module_path
 from torchenstein.figures import FigureBoard, figure_names
 
@@ -33,6 +39,7 @@ FIGURE_CACHE = ".cache/torchenstein/figures"
 
 _board: FigureBoard | None = None
 _figure_files: dict[str, list[File]] = {}
+_code_blocks: dict[str, list[str]] = {}
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
@@ -52,13 +59,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         source = path.read_text(encoding="utf-8")
         files.append(File.generated(config, lesson.page, content=lesson_page(lesson, documented_members(source))))
         display = lesson.module.replace(".", "/") + ".py"
-        files.append(
-            File.generated(
-                config,
-                lesson.source_page,
-                content=annotated_source(lesson.module, source, lesson_title=lesson.title, display_path=display),
-            )
+        page, _code_blocks[lesson.source_page] = stash_code_blocks(
+            annotated_source(lesson.module, source, lesson_title=lesson.title, display_path=display)
         )
+        files.append(File.generated(config, lesson.source_page, content=page))
         files.append(File.generated(config, lesson.notebook, content=notebook_json(lesson_text(source), lesson.module)))
         # The figures are still being drawn: their files get their content in on_env.
         _figure_files[lesson.module] = [
@@ -132,6 +136,8 @@ def _retitle(items: list, html: str) -> None:
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Give every documented object on a lesson page a link to its lines in the annotated source."""
+    if page.file.src_uri in _code_blocks:
+        return restore_code_blocks(html, _code_blocks[page.file.src_uri])
     lab = next((lab for lab in labs() if lab.page == page.file.src_uri), None)
     if lab is not None:
         return lab_banner(lab) + tidy_lab_html(html)

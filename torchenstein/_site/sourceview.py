@@ -267,3 +267,34 @@ def annotated_source(module: str, source: str, *, lesson_title: str, display_pat
         out += ["</div>", ""]
     out += ["</div>", ""]
     return "\n".join(out)
+
+
+# A source view is mostly highlighted code: thousands of spans that Markdown would parse for nothing. The
+# site hands Markdown the page with each code block stashed behind a placeholder, and puts the blocks
+# back into the HTML Markdown returns.
+_CODE_BLOCK = re.compile(r'<div class="highlight tl-code"><pre><code>.*?</code></pre></div>', re.S)
+_STASHED = re.compile(r'<div class="tl-stash" data-block="(\d+)"></div>')
+
+
+def stash_code_blocks(page: str) -> tuple[str, list[str]]:
+    r"""Replace each highlighted code block of a source view by a placeholder; return both.
+
+    Examples:
+        >>> page, blocks = stash_code_blocks('<p>Why.</p>\n<div class="highlight tl-code"><pre><code>x = 1</code></pre></div>')
+        >>> page
+        '<p>Why.</p>\n<div class="tl-stash" data-block="0"></div>'
+        >>> restore_code_blocks(page, blocks) == '<p>Why.</p>\n' + blocks[0]
+        True
+    """
+    blocks: list[str] = []
+
+    def stash(match: re.Match) -> str:
+        blocks.append(match[0])
+        return f'<div class="tl-stash" data-block="{len(blocks) - 1}"></div>'
+
+    return _CODE_BLOCK.sub(stash, page), blocks
+
+
+def restore_code_blocks(html_page: str, blocks: list[str]) -> str:
+    """Put the stashed code blocks back where their placeholders are."""
+    return _STASHED.sub(lambda match: blocks[int(match[1])], html_page)

@@ -957,7 +957,9 @@ def _check_linear_args(input: object, weight: object, bias: object) -> None:
             f"input's last dim must equal in_features = weight.size(-1) = {weight.size(-1)}, "
             f"got input shape {tuple(input.shape)}"
         )
-    if input.dtype != weight.dtype:
+    # Under autocast the dtypes may differ on purpose: addmm casts its arguments itself, as F.linear's does.
+    casting = _autocast_enabled(input.device.type)
+    if input.dtype != weight.dtype and not casting:
         raise TypeError(f"input and weight must share a dtype, got {input.dtype} and {weight.dtype}")
     if bias is None:
         return
@@ -967,5 +969,13 @@ def _check_linear_args(input: object, weight: object, bias: object) -> None:
         raise ValueError(f"bias must have shape (out_features,) = ({weight.size(0)},), or () or (1,), got {tuple(bias.shape)}")
     if weight.ndim == 1 and bias.ndim != 0:
         raise ValueError(f"bias must be 0-D, one value, with a 1-D weight, got shape {tuple(bias.shape)}")
-    if bias.dtype != weight.dtype:
+    if bias.dtype != weight.dtype and not casting:
         raise TypeError(f"bias and weight must share a dtype, got {bias.dtype} and {weight.dtype}")
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for this kind of device (torch before 2.4 asks per device in other words)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # pragma: no cover - torch < 2.4
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
