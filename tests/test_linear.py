@@ -727,3 +727,8 @@ def test_under_cpu_autocast_linear_is_bitwise_f_linear(shape):
         ours, theirs = linear(h, weight, bias), F.linear(h, weight, bias)
     assert ours.dtype == theirs.dtype == torch.bfloat16
     assert torch.equal(ours, theirs)
+
+
+def test_linear_runs_on_the_meta_device_where_autocast_has_no_say():
+    x, weight = torch.empty(2, 8, device="meta"), torch.empty(5, 8, device="meta")
+    assert linear(x, weight).shape == (2, 5) and linear(x, weight).device.type == "meta"

@@ -434,6 +434,12 @@ COURSE: tuple[Part, ...] = (
                 "Scaled dot-product attention",
                 "Scores, softmax, the square root of d and masks: attention by hand, proved equal to PyTorch's.",
             ),
+            Lesson(
+                "torchenstein.transformers.multihead",
+                "Multi-head attention",
+                "Heads, PyTorch's two masks, the fast path, and grouped-query attention with its KV-cache "
+                "savings, proved equal to nn.MultiheadAttention.",
+            ),
         ),
     ),
     Part(

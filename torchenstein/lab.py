@@ -206,6 +206,9 @@ def progress(iterable=None, *, total: int | None = None, desc: str | None = None
         total = len(iterable)
     if total is not None and total < 2:
         options.setdefault("disable", True)
+    # The switch wins over the caller's choice, so no bar anywhere reaches a log that asked for none.
+    if os.environ.get("TQDM_DISABLE", "") not in ("", "0"):
+        options["disable"] = True
     options.setdefault("dynamic_ncols", True)
     return tqdm(iterable, total=total, desc=desc, **options)
 

@@ -977,5 +977,7 @@ def _autocast_enabled(device_type: str) -> bool:
     """Whether autocast is on for this kind of device (torch before 2.4 asks per device in other words)."""
     try:
         return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device autocast does not know, such as meta
+        return False
     except TypeError:  # pragma: no cover - torch < 2.4
         return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
