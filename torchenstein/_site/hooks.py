@@ -140,7 +140,9 @@ def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -
         return restore_code_blocks(html, _code_blocks[page.file.src_uri])
     lab = next((lab for lab in labs() if lab.page == page.file.src_uri), None)
     if lab is not None:
-        return lab_banner(lab) + tidy_lab_html(html)
+        html = tidy_lab_html(html)
+        # The note goes under the lab's title, as the lesson pages' does under their text.
+        return html.replace("</h1>", "</h1>" + lab_banner(lab), 1) if "</h1>" in html else lab_banner(lab) + html
     lesson = _lesson_of(page)
     if lesson is None:
         return html
