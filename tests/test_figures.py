@@ -64,7 +64,7 @@ def test_a_changed_lesson_gets_a_new_figure_and_an_unchanged_one_is_reused(tmp_p
     edited = tmp_path / "lab_edited.py"
     edited.write_text(real_path("torchenstein.lab").read_text(encoding="utf-8") + "\n# an edit\n")
     monkeypatch.setattr(figures, "module_path", lambda m: edited if m == "torchenstein.lab" else real_path(m))
-    assert "torchenstein.lab" in figures._package_imports(real_path(lesson.module).read_text(encoding="utf-8"))
+    assert "torchenstein.lab" in figures.package_imports(real_path(lesson.module).read_text(encoding="utf-8"))
     third = FigureBoard(tmp_path, workers=0)
     third.start([lesson])
     assert third.figures(lesson) == first

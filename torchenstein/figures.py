@@ -101,7 +101,7 @@ def figure_names(source: str) -> list[str]:
 _IMPORTS: dict[str, frozenset[str]] = {}
 
 
-def _package_imports(source: str) -> frozenset[str]:
+def package_imports(source: str) -> frozenset[str]:
     """The modules of the package that a source imports directly (remembered by the source's hash)."""
     digest = hashlib.sha256(source.encode()).hexdigest()
     if digest in _IMPORTS:
@@ -144,7 +144,7 @@ def figure_key(module: str) -> str:
         seen.add(name)
         source = module_path(name).read_text(encoding="utf-8")
         digest.update(f"\0{name}\0{source}".encode())
-        pending.extend(sorted(_package_imports(source) - seen))
+        pending.extend(sorted(package_imports(source) - seen))
     return digest.hexdigest()
 
 
