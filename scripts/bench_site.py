@@ -74,7 +74,8 @@ def measure(runs: int, *, cold: bool) -> list[dict[str, float]]:
 
 def report(label: str, results: list[dict[str, float]]) -> None:
     total = statistics.median(r["total"] for r in results)
-    print(f"{label}: {total:.1f} s (median of {len(results)}: {', '.join(f'{r['total']:.1f}' for r in results)})")
+    each = ", ".join(f"{r['total']:.1f}" for r in results)
+    print(f"{label}: {total:.1f} s (median of {len(results)}: {each})")
     best = min(results, key=lambda r: abs(r["total"] - total))
     for stage, seconds in sorted(best.items(), key=lambda kv: -kv[1]):
         if stage != "total" and seconds >= 0.05:
