@@ -413,6 +413,23 @@ COURSE: tuple[Part, ...] = (
                 "Four ways test data leaks into training, each reproduced beside the honest score, and the "
                 "checks that catch them.",
             ),
+            Lesson(
+                "torchenstein.training.resume",
+                "Resumable training",
+                "A complete training state saved atomically and loaded with weights_only, a sampler that "
+                "resumes mid-epoch, and a run interrupted anywhere that rejoins the uninterrupted one bit "
+                "for bit.",
+            ),
+        ),
+        labs=(
+            Lab(
+                "training",
+                "digits_capstone",
+                "Lab: the capstone training run",
+                "Every Part 3 tool in one honest run on handwritten digits: clean splits, AdamW with warm-up "
+                "and cosine, clipping, bfloat16 autocast, early stopping, a checkpoint resumed bit for bit, "
+                "and the test set opened once.",
+            ),
         ),
     ),
     Part(
