@@ -86,13 +86,13 @@ def grads(fn, x):
 
 @pytest.mark.parametrize(("name", "ours", "theirs", "_"), ACTIVATIONS, ids=IDS)
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize(("shape", "seed"), [((7,), 0), ((3, 5), 1), ((2, 3, 4), 2), ((0, 4), 3), ((), 4)])
-def test_values_and_gradients_match_pytorch(name, ours, theirs, _, dtype, shape, seed):
-    x = random(shape, dtype, seed)
-    y = ours(x)
-    assert y.dtype == dtype and y.shape == x.shape
-    torch.testing.assert_close(y, theirs(x), **TOLERANCES[dtype])
-    assert_grads_close(grads(ours, x), theirs, x)
+def test_values_and_gradients_match_pytorch(name, ours, theirs, _, dtype):
+    for seed, shape in enumerate([(7,), (3, 5), (2, 3, 4), (0, 4), ()]):
+        x = random(shape, dtype, seed)
+        y = ours(x)
+        assert y.dtype == dtype and y.shape == x.shape, shape
+        torch.testing.assert_close(y, theirs(x), **TOLERANCES[dtype], msg=lambda m, shape=shape: f"shape {shape}: {m}")
+        assert_grads_close(grads(ours, x), theirs, x)
 
 
 def assert_grads_close(got, theirs, x, **kwargs):
@@ -144,13 +144,13 @@ def test_gradcheck_in_float64(name, ours, theirs, _):
 
 
 @pytest.mark.parametrize(("name", "ours", "theirs", "derivative"), ACTIVATIONS, ids=IDS)
-@pytest.mark.parametrize("dtype", FLOATS)
-def test_analytic_derivatives_equal_autograd(name, ours, theirs, derivative, dtype):
-    x = torch.cat([random((50,), dtype, seed=6), torch.tensor([-1e4, -30.0, -0.0, 0.0, 30.0, 1e4], dtype=dtype)])
-    got = derivative(x)
-    assert got.dtype == dtype and got.shape == x.shape
-    assert_grads_close(got, theirs, x)
-    torch.testing.assert_close(got, grads(ours, x), **TOLERANCES[dtype])
+def test_analytic_derivatives_equal_autograd(name, ours, theirs, derivative):
+    for dtype in FLOATS:
+        x = torch.cat([random((50,), dtype, seed=6), torch.tensor([-1e4, -30.0, -0.0, 0.0, 30.0, 1e4], dtype=dtype)])
+        got = derivative(x)
+        assert got.dtype == dtype and got.shape == x.shape
+        assert_grads_close(got, theirs, x)
+        torch.testing.assert_close(got, grads(ours, x), **TOLERANCES[dtype], msg=lambda m, dtype=dtype: f"{dtype}: {m}")
 
 
 def test_derivative_conventions_at_zero():
@@ -253,7 +253,7 @@ def test_modules_print_and_compute_like_pytorchs():
 
 
 @pytest.mark.parametrize("dim", [0, 1, 2, -1])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("dtype", FLOATS)
 def test_softmax_module_over_every_dim(dim, dtype):
     x = random((2, 3, 4), dtype, seed=8, scale=50.0)
     x[0, 0, 0] = 1e4
@@ -321,7 +321,7 @@ class _LlamaFeedForward(nn.Module):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize(("shape", "hidden", "out"), [((4, 6), 16, None), ((2, 3, 6), 10, 4), ((6,), 3, 1), ((0, 6), 8, None)])
 def test_swiglu_equals_a_composition_of_builtins(dtype, shape, hidden, out):
     torch.manual_seed(0)
@@ -460,3 +460,56 @@ def test_mish_matches_pytorch_with_gradients_at_extremes():
     torch.testing.assert_close(mish(x), F.mish(x), equal_nan=True)
     torch.testing.assert_close(grads(mish, x), grads(F.mish, x), equal_nan=True)
     assert torch.autograd.gradcheck(mish, (random((6,), torch.float64).requires_grad_(True),))
+
+
+def _layouts(dtype):
+    """The same values laid out four ways: contiguous, transposed, strided and expanded (a broadcast view)."""
+    base = random((4, 6), dtype, seed=21)
+    return {
+        "contiguous": base,
+        "transposed": base.T,
+        "strided": base[:, ::2],
+        "expanded": base[:1].expand(3, 6),
+    }
+
+
+@pytest.mark.parametrize(("name", "ours", "theirs", "_"), ACTIVATIONS, ids=IDS)
+def test_non_contiguous_and_expanded_inputs_match_pytorch(name, ours, theirs, _):
+    for dtype in FLOATS:
+        for layout, x in _layouts(dtype).items():
+            got = ours(x)
+            assert got.shape == x.shape and got.dtype == dtype, layout
+            torch.testing.assert_close(got, theirs(x), **TOLERANCES[dtype], msg=lambda m, layout=layout: f"{layout}: {m}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_softmax_module_on_0d_empty_and_negative_dims(dtype):
+    for shape, dim in [((), 0), ((), -1), ((0, 3), 1), ((3, 0), -1), ((2, 3, 4), -2)]:
+        x = random(shape, dtype, seed=22)
+        torch.testing.assert_close(Softmax(dim)(x), F.softmax(x, dim=dim), **TOLERANCES[dtype])
+        y = x.mT if x.dim() >= 2 else x  # a transposed layout
+        torch.testing.assert_close(Softmax(dim)(y), F.softmax(y, dim=dim), **TOLERANCES[dtype])
+
+
+def test_in_place_relu_of_a_tensor_read_elsewhere_is_silently_wrong_in_both():
+    torch.manual_seed(0)
+    layer, x = nn.Linear(3, 3), torch.randn(4, 3)
+    assert (layer(x) < 0).any()
+    intended = layer(x) + F.relu(layer(x))
+    for inplace_relu in (lambda t: ReLU(inplace=True)(t), lambda t: F.relu(t, inplace=True)):
+        h = layer(x)
+        hammer = h + inplace_relu(h)
+        hammer.sum().backward()  # no error from autograd
+        torch.testing.assert_close(hammer, 2 * F.relu(layer(x)))
+        assert not torch.allclose(hammer, intended)
+        layer.zero_grad()
+
+
+def test_mish_matches_pytorch_in_half_precision_too():
+    x = torch.tensor(EXTREMES)
+    for dtype in HALF:
+        try:
+            expected = F.mish(x.to(dtype))
+        except RuntimeError as err:  # an older PyTorch without this CPU kernel
+            pytest.skip(str(err))
+        torch.testing.assert_close(mish(x.to(dtype)), expected, equal_nan=True, **TOLERANCES[dtype])

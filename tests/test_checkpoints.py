@@ -575,3 +575,87 @@ def test_rename_there_and_back_is_the_identity(path):
     there = rename_state_dict_keys(state, prefix, "zz")
     assert list(there)[1:] == ["other.w", f"{prefix}x.w"]
     assert list(rename_state_dict_keys(there, "zz", prefix)) == list(state)
+
+
+# The scheduler and the gradient scaler.
+
+
+def _cpu_scaler():
+    try:
+        return torch.amp.GradScaler("cpu", init_scale=2.0**8, growth_interval=2)
+    except (AttributeError, TypeError, RuntimeError) as err:  # older PyTorch: no CPU GradScaler
+        pytest.skip(f"no CPU GradScaler here: {err}")
+
+
+def _scaled_steps(model, optimizer, scheduler, scaler, *, start, stop):
+    """Like train_steps, with a learning-rate schedule and a loss scale: losses and the lrs used."""
+    model.train()
+    record = []
+    for step in range(start, stop):
+        x, y = regression_batch(step)
+        loss = nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        record.append((loss.item(), optimizer.param_groups[0]["lr"], scaler.get_scale()))
+        scheduler.step()
+    return record
+
+
+def _scheduled_run(lr=0.05):
+    model, optimizer = fresh_pair(lr=lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    return model, optimizer, scheduler, _cpu_scaler()
+
+
+def test_resume_with_scheduler_and_scaler_is_bitwise_identical(tmp_path):
+    torch.manual_seed(0)
+    model, optimizer, scheduler, scaler = _scheduled_run()
+    _scaled_steps(model, optimizer, scheduler, scaler, start=0, stop=5)
+    save_checkpoint(tmp_path / "c.pt", model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=5)
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert saved["scheduler"]["last_epoch"] == 5 and saved["scaler"]["scale"] == scaler.get_scale()
+    expected = _scaled_steps(model, optimizer, scheduler, scaler, start=5, stop=9)
+    torch.manual_seed(99)
+    risen = _scheduled_run(lr=1.0)
+    step = load_checkpoint(tmp_path / "c.pt", model=risen[0], optimizer=risen[1], scheduler=risen[2], scaler=risen[3])
+    assert _scaled_steps(*risen, start=step, stop=9) == expected
+    assert same_state(model, risen[0]) and same_optimizer_state(optimizer, risen[1])
+
+
+@pytest.mark.parametrize("forget", ["scheduler", "scaler"])
+def test_a_fresh_scheduler_or_scaler_restarts_its_schedule(tmp_path, forget):
+    torch.manual_seed(0)
+    model, optimizer, scheduler, scaler = _scheduled_run()
+    _scaled_steps(model, optimizer, scheduler, scaler, start=0, stop=5)
+    save_checkpoint(tmp_path / "c.pt", model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=5)
+    expected = _scaled_steps(model, optimizer, scheduler, scaler, start=5, stop=7)
+    partial = list(_scheduled_run())
+    checkpoint = torch.load(tmp_path / "c.pt", weights_only=True)
+    partial[0].load_state_dict(checkpoint["model"])
+    partial[1].load_state_dict(checkpoint["optimizer"])
+    if forget == "scheduler":
+        partial[3].load_state_dict(checkpoint["scaler"])
+    else:
+        partial[2].load_state_dict(checkpoint["scheduler"])
+    restore_rng_state(checkpoint["rng"])
+    got = _scaled_steps(*partial, start=5, stop=7)
+    column = 1 if forget == "scheduler" else 2  # the learning rate, or the loss scale
+    assert [r[column] for r in got] != [r[column] for r in expected]
+
+
+def test_loading_insists_on_the_scheduler_and_scaler_that_were_saved(tmp_path):
+    torch.manual_seed(0)
+    model, optimizer, scheduler, scaler = _scheduled_run()
+    save_checkpoint(tmp_path / "with.pt", model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, step=0)
+    save_checkpoint(tmp_path / "without.pt", model=model, optimizer=optimizer, step=0)
+    with pytest.raises(ValueError, match="holds a scheduler state: pass scheduler= to restore it"):
+        load_checkpoint(tmp_path / "with.pt", model=model, optimizer=optimizer, scaler=scaler)
+    with pytest.raises(ValueError, match="holds a scaler state"):
+        load_checkpoint(tmp_path / "with.pt", model=model, optimizer=optimizer, scheduler=scheduler)
+    with pytest.raises(ValueError, match="holds no scheduler state"):
+        load_checkpoint(tmp_path / "without.pt", model=model, optimizer=optimizer, scheduler=scheduler)
+    with pytest.raises(TypeError, match="scheduler must have state_dict"):
+        save_checkpoint(tmp_path / "x.pt", model=model, optimizer=optimizer, scheduler=0.5, step=0)
+    assert load_checkpoint(tmp_path / "without.pt", model=model, optimizer=optimizer) == 0

@@ -179,32 +179,203 @@ def test_slicing_a_named_sequential_keeps_the_names():
 
 
 _OPS = st.lists(
-    st.tuples(st.sampled_from(["append", "extend", "insert", "set"]), st.integers(0, 6), st.integers(0, 3)),
+    st.tuples(
+        st.sampled_from(["append", "extend", "insert", "set", "del", "del-slice", "pop", "iadd", "add", "mul", "imul"]),
+        st.integers(-6, 6),
+        st.integers(0, 3),
+    ),
     max_size=8,
 )
 
 
+def _apply(container, op, where, count, new, length):
+    """Apply one list operation; return what it returns (a new container or a popped module), or None."""
+    plus = (Sequential if isinstance(container, Sequential) else nn.Sequential)(*new)
+    if isinstance(container, (ModuleList, nn.ModuleList)):
+        plus = list(new)
+    if op == "append" and new:
+        container.append(new[0])
+    elif op == "extend":
+        container.extend(new)
+    elif op == "insert" and new:
+        # PyTorch's ModuleList.insert only handles 0 <= index <= len (see the differences test).
+        container.insert(min(abs(where), length), new[0])
+    elif op == "set" and new and length:
+        container[where % length] = new[0]
+    elif op == "del" and length:
+        del container[where % length]
+    elif op == "del-slice":
+        del container[where::count or 1]
+    elif op == "pop" and length:
+        return container.pop(where % length)
+    elif op == "iadd":
+        container += plus
+    elif op == "add":
+        return container + plus
+    elif op == "mul" and count and isinstance(container, (Sequential, nn.Sequential)):
+        return container * count
+    elif op == "imul" and count and isinstance(container, (Sequential, nn.Sequential)):
+        container *= count
+    return None
+
+
 @settings(max_examples=40)
 @given(ops=_OPS)
-def test_growing_matches_pytorch(ops):
-    pool = [nn.Linear(1, 1) for _ in range(30)]
+def test_growing_and_shrinking_match_pytorch(ops):
+    pool = [nn.Linear(1, 1) for _ in range(40)]
     fresh = iter(pool)
     pairs = [(Sequential(), nn.Sequential()), (ModuleList(), nn.ModuleList())]
     for op, where, count in ops:
         length = len(pairs[0][0])
         new = [next(fresh) for _ in range(count)]
         for ours, theirs in pairs:
-            for container in (ours, theirs):
-                if op == "append" and new:
-                    container.append(new[0])
-                elif op == "extend":
-                    container.extend(new)
-                elif op == "insert" and new:
-                    # PyTorch's ModuleList.insert only handles 0 <= index <= len.
-                    container.insert(min(where, length), new[0])
-                elif op == "set" and new and length:
-                    container[where % length] = new[0]
-            assert entries(ours) == entries(theirs)
+            got, expected = (_apply(c, op, where, count, new, length) for c in (ours, theirs))
+            assert entries(ours) == entries(theirs), op
+            if isinstance(expected, nn.Module) and not isinstance(expected, nn.Linear):
+                assert type(got).__name__ == type(expected).__name__ and entries(got) == entries(expected), op
+            else:
+                assert got is expected, op
+        if len(pairs[0][0]) > 12:  # keep the containers small
+            pairs = [(Sequential(), nn.Sequential()), (ModuleList(), nn.ModuleList())]
+
+
+# Every public method of PyTorch's containers (as of torch 2.13), and those we deliberately leave out.
+_NOT_OURS = {"_get_item_by_idx", "_get_abs_string_index", "__annotations__", "__doc__", "__module__", "__dict__",
+             "__weakref__", "__orig_bases__", "__parameters__", "_version", "__firstlineno__", "__static_attributes__",
+             "__call__", "__slotnames__"}
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [*LIST_LIKE, (ModuleDict, nn.ModuleDict)], ids=["Sequential", "ModuleList", "ModuleDict"])
+def test_every_public_method_of_pytorchs_container_is_ours_too(ours, theirs):
+    wanted = {name for name, value in vars(theirs).items() if callable(value) and name not in _NOT_OURS}
+    # The one deliberate omission: ModuleList's compressed printout (see the differences test).
+    missing = wanted - set(vars(ours)) - ({"__repr__"} if ours is ModuleList else set())
+    assert not missing, f"{ours.__name__} lacks {sorted(missing)}"
+
+
+def test_slicing_then_appending_overwrites_the_last_layer_in_both():
+    for seq in (Sequential, nn.Sequential):
+        layers = [nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2)]
+        tail = seq(*layers)[1:]
+        assert list(tail._modules) == ["1", "2"]
+        tail.append(nn.Softmax(dim=-1))
+        assert len(tail) == 2 and [type(m) for m in tail] == [nn.ReLU, nn.Softmax]
+        tail = seq(*layers)[1:]
+        tail += seq(nn.Tanh())
+        assert [type(m) for m in tail] == [nn.ReLU, nn.Tanh]
+        fixed = seq(*seq(*layers)[1:], nn.Softmax(dim=-1))
+        assert list(fixed._modules) == ["0", "1", "2"] and fixed[1] is layers[2]
+
+
+def test_deleting_from_a_named_sequential_renumbers_it_as_pytorch_does():
+    names = ["a", "b", "c", "d"]
+    modules = chain()
+    ours = Sequential(OrderedDict(zip(names, modules, strict=True)))
+    theirs = nn.Sequential(OrderedDict(zip(names, modules, strict=True)))
+    for container in (ours, theirs):
+        popped = container.pop(slice(1, 3))
+        assert list(popped._modules) == ["b", "c"]
+    assert entries(ours) == entries(theirs) == [("0", id(modules[0])), ("1", id(modules[3]))]
+
+
+def test_repetition_shares_the_modules_and_refuses_bad_factors():
+    layer = nn.Linear(2, 2)
+    for seq in (Sequential, nn.Sequential):
+        assert entries(seq(layer) * 3) == entries(3 * seq(layer)) == [(str(i), id(layer)) for i in range(3)]
+        grown = seq(layer, nn.ReLU())
+        grown *= 2
+        assert [id(m) for m in grown] == [id(layer), id(grown[1])] * 2
+        with pytest.raises(ValueError):
+            seq(layer) * 0
+        with pytest.raises(TypeError):
+            seq(layer) * 1.5
+        with pytest.raises(ValueError):
+            seq(layer) + [layer]
+    with pytest.raises(ValueError, match="join a Sequential only with another Sequential, got list"):
+        Sequential(layer) + [layer]
+    with pytest.raises(TypeError, match="unsupported operand type.*'float'"):
+        Sequential(layer) * 1.5
+
+
+def test_dir_hides_numeric_names_like_pytorch():
+    for container in (Sequential(nn.ReLU(), nn.Tanh()), ModuleList([nn.ReLU()]), nn.Sequential(nn.ReLU()), nn.ModuleList([nn.ReLU()])):
+        names = dir(container)
+        assert not any(name.isdigit() for name in names) and "append" in names
+
+
+def test_module_dict_pop_and_clear_match_pytorch():
+    modules = [nn.Linear(1, 1) for _ in range(3)]
+    ours = ModuleDict({k: m for k, m in zip("abc", modules, strict=True)})
+    theirs = nn.ModuleDict({k: m for k, m in zip("abc", modules, strict=True)})
+    assert ours.pop("b") is theirs.pop("b") is modules[1]
+    assert entries(ours) == entries(theirs)
+    with pytest.raises(KeyError):
+        ours.pop("b")
+    with pytest.raises(KeyError):
+        theirs.pop("b")
+    ours.clear()
+    theirs.clear()
+    assert len(ours) == len(theirs) == 0 and list(ours.parameters()) == []
+
+
+class TestWhereItDiffersFromPyTorch:
+    """Each bullet of the lesson's note, pinned."""
+
+    def test_none_is_an_empty_slot_in_pytorch_and_refused_in_ours(self):
+        assert len(nn.Sequential(nn.ReLU(), None)) == 2
+        with pytest.raises(TypeError, match="got NoneType"):
+            Sequential(nn.ReLU(), None)
+
+    def test_inserting_a_non_module_into_a_sequential(self):
+        with pytest.raises(AssertionError):
+            nn.Sequential(nn.ReLU()).insert(0, 3)
+        with pytest.raises(TypeError, match="the module at index 0 must be an nn.Module instance, got int"):
+            Sequential(nn.ReLU()).insert(0, 3)
+
+    def test_module_list_insert_outside_zero_to_len(self):
+        theirs = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+        theirs.insert(5, nn.GELU())
+        assert list(theirs._modules) == ["0", "1", "5"]  # a gap in the numbering
+        with pytest.raises(KeyError):
+            nn.ModuleList([nn.ReLU(), nn.Tanh()]).insert(-1, nn.GELU())
+        with pytest.raises(IndexError, match="insert index 5 is out of range for a ModuleList of length 2"):
+            ModuleList([nn.ReLU(), nn.Tanh()]).insert(5, nn.GELU())
+
+    @pytest.mark.parametrize("operation", ["insert", "imul"])
+    def test_position_based_operations_on_a_named_sequential_are_key_errors(self, operation):
+        def run(container):
+            if operation == "insert":
+                container.insert(0, nn.GELU())
+            else:
+                container *= 2
+
+        for make in (lambda seq: seq(OrderedDict(a=nn.ReLU(), b=nn.Tanh())), lambda seq: seq(nn.ReLU(), nn.Tanh())[1:]):
+            with pytest.raises(KeyError):
+                run(make(nn.Sequential))
+            ours = make(Sequential)
+            before = entries(ours)
+            with pytest.raises(KeyError, match="needs modules named by position"):
+                run(ours)
+            assert entries(ours) == before  # refused before anything moved
+
+    def test_inserting_at_the_end_of_a_named_sequential_works_in_both(self):
+        named = OrderedDict(a=nn.ReLU(), b=nn.Tanh())
+        ours, theirs = Sequential(named), nn.Sequential(named)
+        gelu = nn.GELU()
+        ours.insert(2, gelu)
+        theirs.insert(2, gelu)
+        assert entries(ours) == entries(theirs) and list(ours._modules) == ["a", "b", "2"]
+
+    def test_plus_takes_either_sequential(self):
+        theirs = nn.Sequential(nn.ReLU())
+        assert len(Sequential(nn.Tanh()) + theirs) == 2
+        with pytest.raises(ValueError):
+            theirs + Sequential(nn.Tanh())
+
+    def test_module_list_printout_is_not_compressed(self):
+        layers = [nn.Linear(2, 2) for _ in range(3)]
+        assert "(0-2): 3 x Linear" in repr(nn.ModuleList(layers))
+        assert repr(ModuleList(layers)).count("Linear(in_features=2") == 3
 
 
 @pytest.mark.parametrize("ours", [Sequential, ModuleList])
@@ -348,7 +519,9 @@ def test_tower_and_block_edges():
     assert isinstance(block, nn.ModuleDict) and list(block) == ["norm", "mlp"]
     features = x + block.mlp(nn.functional.layer_norm(x, (4,), block.norm.weight, block.norm.bias))
     torch.testing.assert_close(tower(x)["score"], tower.heads.score(features))
-    for kwargs, message in (({"width": 0}, "width must be at least 1, got 0"), ({"num_blocks": -1}, "num_blocks must be at least 0, got -1"), ({"num_classes": 0}, "num_classes must be at least 1, got 0")):
+    for kwargs, message in (({"width": 0}, "width must be an int of at least 1, got 0"),
+                            ({"num_blocks": -1}, "num_blocks must be an int of at least 0, got -1"),
+                            ({"num_classes": 0}, "num_classes must be an int of at least 1, got 0")):
         with pytest.raises(ValueError, match=message):
             Tower(**kwargs)
 
@@ -383,7 +556,7 @@ def test_plot_registration():
     fig = plot_registration(depth=2, width=3)
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:2] == ["plain list", "nn.ModuleList"]
-    with pytest.raises(ValueError, match="depth and width must be at least 1, got depth=0, width=3"):
+    with pytest.raises(ValueError, match="depth must be an int of at least 1, got 0"):
         plot_registration(depth=0, width=3)
 
 

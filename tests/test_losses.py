@@ -20,6 +20,7 @@ from torchenstein.nn.losses import (
     check_soft_target_cross_entropy,
     cross_entropy,
     huber_loss,
+    kl_div,
     l1_loss,
     mse_loss,
     nll_loss,
@@ -564,3 +565,253 @@ def test_soft_targets_that_are_one_hot_give_the_index_cross_entropy():
     logits, target, _ = class_case((7, 5), seed=17)
     torch.testing.assert_close(soft_target_cross_entropy(logits, F.one_hot(target, 5).float()),
                                cross_entropy(logits, target))
+
+
+# The scope of the equality claims: every dtype the built-ins take on the CPU, odd layouts, empty and
+# 0-d inputs, extreme magnitudes.
+
+HALF_TOLERANCES = {
+    torch.float16: {"rtol": 4 * 2**-11, "atol": 1e-3},
+    torch.bfloat16: {"rtol": 4 * 2**-8, "atol": 1e-2},
+}
+ALL_TOLERANCES = {**TOLERANCES, **HALF_TOLERANCES}
+FLOATS = list(ALL_TOLERANCES)
+
+
+def torch_or_skip(fn, *args, **kwargs):
+    """PyTorch's result, or a skip where this PyTorch has no CPU kernel for the dtype (torch 2.4 has gaps)."""
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as err:
+        if "not implemented for" in str(err):
+            pytest.skip(str(err))
+        raise
+
+
+def layouts(shape, dtype, seed):
+    """The same kind of values, laid out four ways: contiguous, transposed, strided and expanded."""
+    rows, cols = shape
+    base = randn((cols, rows * 2), dtype, seed)
+    return {
+        "contiguous": base[:, :rows].T.contiguous(),
+        "transposed": base[:, :rows].T,
+        "strided": base[:, ::2].T,
+        "expanded": base[:1, :rows].T.expand(rows, cols),
+    }
+
+
+@pytest.mark.parametrize(("name", "ours", "theirs"), REGRESSION, ids=REGRESSION_IDS)
+def test_regression_losses_on_every_dtype_and_layout(name, ours, theirs):
+    for dtype in FLOATS:
+        targets = layouts((5, 3), dtype, seed=31)
+        for (layout, x), y in zip(layouts((5, 3), dtype, seed=30).items(), reversed(list(targets.values())), strict=True):
+            for reduction in REDUCTIONS:
+                expected = torch_or_skip(theirs, x, y, reduction=reduction)
+                got = ours(x, y, reduction=reduction)
+                assert got.dtype == dtype and got.shape == expected.shape, (dtype, layout)
+                torch.testing.assert_close(got, expected, **ALL_TOLERANCES[dtype])
+            if dtype in HALF_TOLERANCES:
+                torch.testing.assert_close(grad_of(lambda a, b: ours(a, b), x, y), grad_of(lambda a, b: theirs(a, b), x, y),
+                                           **ALL_TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize(("name", "ours", "theirs"), REGRESSION, ids=REGRESSION_IDS)
+def test_regression_losses_at_the_edges_of_every_dtype(name, ours, theirs):
+    for dtype in FLOATS:
+        info = torch.finfo(dtype)
+        x = torch.tensor([info.max, -info.max, info.tiny, info.tiny, 0.0, inf, nan, 3.0], dtype=dtype)
+        y = torch.tensor([info.max, info.max, 0.0, -info.tiny, -0.0, 1.0, 0.0, 3.0], dtype=dtype)
+        expected = torch_or_skip(theirs, x, y, reduction="none")
+        torch.testing.assert_close(ours(x, y, reduction="none"), expected, equal_nan=True, **ALL_TOLERANCES[dtype])
+        for shape in [(), (0,), (0, 4)]:  # 0-d and empty
+            a, b = randn(shape, dtype, seed=32), randn(shape, dtype, seed=33)
+            for reduction in REDUCTIONS:
+                torch.testing.assert_close(ours(a, b, reduction=reduction), theirs(a, b, reduction=reduction), equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_bce_with_logits_on_every_dtype_0d_and_empty_inputs(dtype):
+    for shape in [(), (0,), (0, 4), (3, 4)]:
+        x, y = randn(shape, dtype, seed=34, scale=8.0), random_probs(shape, 35).round().to(dtype)
+        w = random_probs(shape[-1:], 36).to(dtype)
+        pw = (3 * random_probs(shape[-1:], 37)).to(dtype)
+        for options in ({}, {"weight": w, "pos_weight": pw}):
+            for reduction in REDUCTIONS:
+                expected = torch_or_skip(F.binary_cross_entropy_with_logits, x, y, reduction=reduction, **options)
+                got = binary_cross_entropy_with_logits(x, y, reduction=reduction, **options)
+                assert got.dtype == dtype and got.shape == expected.shape
+                torch.testing.assert_close(got, expected, equal_nan=True, **ALL_TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_bce_with_logits_on_odd_layouts_and_extreme_logits(dtype):
+    targets = list(layouts((6, 4), dtype, seed=38).values())
+    for (layout, x), y in zip(layouts((6, 4), dtype, seed=39).items(), targets, strict=True):
+        y = (y > 0).to(dtype)
+        torch.testing.assert_close(binary_cross_entropy_with_logits(x, y, pos_weight=torch.ones(4, dtype=dtype)),
+                                   F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.ones(4, dtype=dtype)),
+                                   **ALL_TOLERANCES[dtype], msg=lambda m, layout=layout: f"{layout}: {m}")
+    info = torch.finfo(dtype)
+    x = torch.tensor([-info.max, -100.0, -info.tiny, 0.0, info.tiny, 100.0, info.max], dtype=dtype)
+    for target in (0.0, 1.0, 0.5):
+        y = torch.full_like(x, target)
+        torch.testing.assert_close(binary_cross_entropy_with_logits(x, y, reduction="none"),
+                                   F.binary_cross_entropy_with_logits(x, y, reduction="none"), **ALL_TOLERANCES[dtype])
+
+
+CLASS_SHAPES = [(5,), (6, 4), (3, 5, 7), (0, 3), (2, 3, 0)]
+
+
+@pytest.mark.parametrize("dtype", list(HALF_TOLERANCES))
+def test_nll_and_cross_entropy_in_half_precision(dtype):
+    # float32 and float64 are covered, gradients included, by the tests above. Here: half-precision
+    # logits, weights of the same dtype (PyTorch insists), ignored targets, smoothing, every reduction.
+    for shape in CLASS_SHAPES:
+        _half_precision_class_losses(dtype, shape)
+
+
+def _half_precision_class_losses(dtype, shape):
+    logits, target, weight = class_case(shape, seed=40 + len(shape), dtype=dtype, ignore=-100)
+    log_p = F.log_softmax(logits.float(), dim=0 if len(shape) == 1 else 1).to(dtype)
+    for w in (None, weight):
+        for reduction in REDUCTIONS:
+            options = {"reduction": reduction}
+            expected = torch_or_skip(F.nll_loss, log_p, target, w, **options)
+            got = nll_loss(log_p, target, w, **options)
+            assert got.dtype == dtype and got.shape == expected.shape
+            torch.testing.assert_close(got, expected, equal_nan=True, **ALL_TOLERANCES[dtype])
+            for label_smoothing in (0.0, 0.2):
+                options = {"reduction": reduction, "label_smoothing": label_smoothing}
+                expected = torch_or_skip(F.cross_entropy, logits, target, w, **options)
+                got = cross_entropy(logits, target, w, **options)
+                assert got.dtype == dtype and got.shape == expected.shape
+                torch.testing.assert_close(got, expected, equal_nan=True, **ALL_TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_cross_entropy_on_odd_layouts_and_huge_logits(dtype):
+    target = torch.tensor([0, 3, 1, 2, 2, 0])
+    for layout, logits in layouts((6, 4), dtype, seed=41).items():
+        for label_smoothing in (0.0, 0.1):
+            options = {"label_smoothing": label_smoothing, "ignore_index": 2}
+            torch.testing.assert_close(cross_entropy(logits, target, **options), F.cross_entropy(logits, target, **options),
+                                       **ALL_TOLERANCES[dtype], msg=lambda m, layout=layout: f"{layout}: {m}")
+    # (N, C, L) logits whose class dim is not contiguous: a language model's transposed output.
+    nlc = randn((2, 5, 4), dtype, seed=42, scale=4.0)
+    target = torch.randint(0, 4, (2, 5), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(cross_entropy(nlc.transpose(1, 2), target), F.cross_entropy(nlc.transpose(1, 2), target),
+                               **ALL_TOLERANCES[dtype])
+    info = torch.finfo(dtype)
+    huge = torch.tensor([[info.max, 0.0, -info.max], [-info.max, info.max, 0.0], [info.tiny, 0.0, -info.tiny]], dtype=dtype)
+    for options in ({}, {"label_smoothing": 0.1}, {"reduction": "none"}):
+        expected = torch_or_skip(F.cross_entropy, huge, torch.tensor([0, 2, 1]), **options)
+        torch.testing.assert_close(cross_entropy(huge, torch.tensor([0, 2, 1]), **options), expected, equal_nan=True,
+                                   **ALL_TOLERANCES[dtype])
+
+
+def test_a_zero_class_weight_on_a_minus_inf_log_probability_is_nan_like_pytorch():
+    # 0 * -inf is NaN: PyTorch does not special-case a zero weight, and neither do we. Only ignore_index
+    # truly removes a position.
+    log_p = torch.tensor([[-inf, 0.0], [0.0, -1.0]])
+    target, weight = torch.tensor([0, 1]), torch.tensor([0.0, 1.0])
+    for reduction in REDUCTIONS:
+        expected = F.nll_loss(log_p, target, weight, reduction=reduction)
+        assert expected.isnan().any()
+        torch.testing.assert_close(nll_loss(log_p, target, weight, reduction=reduction), expected, equal_nan=True)
+        logits = torch.tensor([[-inf, 0.0], [0.0, -1.0]])
+        for label_smoothing in (0.0, 0.1):
+            options = {"reduction": reduction, "label_smoothing": label_smoothing}
+            torch.testing.assert_close(cross_entropy(logits, target, weight, **options),
+                                       F.cross_entropy(logits, target, weight, **options), equal_nan=True)
+    ignored = torch.tensor([-100, 1])
+    torch.testing.assert_close(nll_loss(log_p, ignored), F.nll_loss(log_p, ignored))
+    assert nll_loss(log_p, ignored).isfinite()
+
+
+KL_SHAPES = [(), (4,), (3, 5), (2, 5, 7), (0, 5)]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_matches_pytorch(dtype, log_target):
+    for shape in KL_SHAPES:
+        _kl_case(dtype, shape, log_target)
+
+
+def _kl_case(dtype, shape, log_target):
+    dim = 0 if len(shape) < 2 else 1
+    log_q = randn(shape, torch.float64, seed=43).log_softmax(dim=dim) if shape else torch.tensor(-0.5, dtype=torch.float64)
+    p = randn(shape, torch.float64, seed=44).softmax(dim=dim) if shape else torch.tensor(0.3, dtype=torch.float64)
+    if p.numel() > 2:
+        p.view(-1)[:2] = 0.0  # exact zeros in the target: 0 log 0 = 0
+    target = p.log() if log_target else p
+    log_q, target = log_q.to(dtype), target.to(dtype)
+    for reduction in (*REDUCTIONS, "batchmean"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch warns about "mean"
+            expected = torch_or_skip(F.kl_div, log_q, target, reduction=reduction, log_target=log_target)
+        got = kl_div(log_q, target, reduction=reduction, log_target=log_target)
+        assert got.dtype == dtype and got.shape == expected.shape
+        torch.testing.assert_close(got, expected, equal_nan=True, **ALL_TOLERANCES[dtype])
+    if dtype == torch.float64 and log_q.numel() and not log_target:
+        torch.testing.assert_close(grad_of(lambda a, t: kl_div(a, t, reduction="batchmean"), log_q, target),
+                                   grad_of(lambda a, t: F.kl_div(a, t, reduction="batchmean"), log_q, target))
+
+
+def test_kl_div_batchmean_divides_by_the_batch_alone_and_gradcheck():
+    p = torch.rand(2, 5, 7, dtype=torch.float64).softmax(dim=1)
+    log_q = torch.randn(2, 5, 7, dtype=torch.float64).log_softmax(dim=1)
+    per_position = (p * (p.log() - log_q)).sum(dim=1)
+    torch.testing.assert_close(kl_div(log_q, p, reduction="batchmean"), per_position.sum() / 2)
+    torch.testing.assert_close(kl_div(log_q, p, reduction="mean"), per_position.sum() / p.numel())
+    for layout in (log_q.transpose(1, 2), log_q[:, :, ::2]):
+        target = p.transpose(1, 2) if layout.shape[1] == 7 else p[:, :, ::2]
+        torch.testing.assert_close(kl_div(layout, target, reduction="sum"), F.kl_div(layout, target, reduction="sum"))
+    x = log_q.clone().requires_grad_(True)
+    t = p.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: kl_div(a, b, reduction="batchmean"), (x, t))
+    assert torch.autograd.gradcheck(lambda a, b: kl_div(a, b, reduction="sum", log_target=True), (x, t.log().detach().requires_grad_(True)))
+
+
+def test_distillation_gradient_shrinks_like_one_over_t_squared():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(8, 10, dtype=torch.float64), torch.randn(8, 10, dtype=torch.float64, requires_grad=True)
+    scaled = []
+    for T in (4.0, 8.0, 16.0, 32.0):
+        log_p, log_q = (teacher / T).log_softmax(dim=1), (student / T).log_softmax(dim=1)
+        (grad,) = torch.autograd.grad(kl_div(log_q, log_p, reduction="batchmean", log_target=True), student)
+        scaled.append(T**2 * grad.norm().item())
+    assert max(scaled) / min(scaled) < 1.1
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: kl_div(torch.zeros(2, 3), torch.zeros(2, 3), reduction="batch"), ValueError,
+         r"reduction must be one of \('mean', 'sum', 'none', 'batchmean'\), got 'batch'"),
+        (lambda: kl_div(torch.zeros(2, 3), torch.zeros(3)), ValueError, r"target must have the shape of input \(2, 3\)"),
+        (lambda: kl_div(torch.zeros(2, 3), torch.zeros(2, 3), log_target=1), TypeError, "log_target must be a bool, got 1"),
+        (lambda: kl_div(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long)), TypeError, "target must be a floating-point"),
+    ],
+)
+def test_kl_div_refuses_bad_arguments(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_soft_target_cross_entropy_on_every_dtype(dtype):
+    for shape in [(5, 3), (0, 3), (1, 1)]:
+        _soft_target_case(dtype, shape)
+
+
+def _soft_target_case(dtype, shape):
+    x = randn(shape, dtype, seed=45, scale=5.0)
+    t = randn(shape, torch.float64, seed=46).softmax(dim=1).to(dtype)
+    for reduction in REDUCTIONS:
+        expected = torch_or_skip(F.cross_entropy, x, t, reduction=reduction)
+        got = soft_target_cross_entropy(x, t, reduction=reduction)
+        assert got.dtype == dtype and got.shape == expected.shape
+        torch.testing.assert_close(got, expected, equal_nan=True, **ALL_TOLERANCES[dtype])
+    x = x.T.contiguous().T  # a transposed layout of the same values
+    torch.testing.assert_close(soft_target_cross_entropy(x, t), F.cross_entropy(x, t), equal_nan=True, **ALL_TOLERANCES[dtype])

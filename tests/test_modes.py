@@ -132,7 +132,7 @@ class TestBatchNormReadsTheFlag:
         bn = nn.BatchNorm1d(5, momentum=momentum)
         x = torch.randn(32, 5) * 3 + 1
         y = bn(x)
-        torch.testing.assert_close(y, (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + bn.eps))
+        torch.testing.assert_close(y, (x - x.mean(0)) / torch.sqrt(x.var(0, correction=0) + bn.eps))
         torch.testing.assert_close(bn.running_mean, momentum * x.mean(0))
         torch.testing.assert_close(bn.running_var, (1 - momentum) + momentum * x.var(0))
 
@@ -223,6 +223,10 @@ MODULE_CASES = [
     module_case(nn.BatchNorm1d(6, track_running_stats=False), torch.randn(4, 6), False, "BatchNorm no stats"),
     module_case(nn.InstanceNorm1d(3), torch.randn(2, 3, 5), False, "InstanceNorm"),
     module_case(nn.MultiheadAttention(8, 2, dropout=0.0, batch_first=True), (torch.randn(2, 5, 8),) * 3, False, "MHA p=0"),
+    module_case(nn.LSTM(4, 4, num_layers=2, dropout=0.5), torch.randn(3, 2, 4), True, "LSTM 2 layers dropout"),
+    module_case(nn.GRU(4, 4, num_layers=3, dropout=0.3, batch_first=True), torch.randn(2, 3, 4), True, "GRU dropout"),
+    module_case(nn.LSTM(4, 4, num_layers=2), torch.randn(3, 2, 4), False, "LSTM no dropout"),
+    module_case(nn.InstanceNorm2d(2, track_running_stats=True), torch.randn(2, 2, 3, 3), True, "InstanceNorm2d tracking"),
 ]
 
 
@@ -625,3 +629,50 @@ class TestChallenges:
             honest_validation_loss(model, [], F.mse_loss)
         with pytest.raises(TypeError, match="model must be an nn.Module"):
             honest_validation_loss(None, batches, F.mse_loss)
+
+
+def _padded_encoder():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, num_layers=1)
+    src = torch.randn(3, 5, 8)
+    lengths = torch.tensor([5, 3, 1])
+    padding = torch.arange(5) >= lengths[:, None]  # (batch, positions), True at padding
+    return encoder, src, padding
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+class TestTheTransformerEncodersFastPath:
+    def test_eval_under_no_grad_zeroes_the_padded_positions_and_keeps_the_rest(self):
+        encoder, src, padding = _padded_encoder()
+        with torch.no_grad():
+            trained = encoder.train()(src, src_key_padding_mask=padding)
+            evaluated = encoder.eval()(src, src_key_padding_mask=padding)
+        assert torch.equal(evaluated[padding], torch.zeros_like(evaluated[padding]))
+        assert (trained[padding].abs().sum(dim=-1) > 0).all()
+        torch.testing.assert_close(evaluated[~padding], trained[~padding], rtol=1e-4, atol=1e-5)
+
+    def test_with_autograd_on_eval_mode_takes_the_ordinary_path(self):
+        encoder, src, padding = _padded_encoder()
+        evaluated = encoder.eval()(src, src_key_padding_mask=padding)  # grad enabled: no fast path
+        assert (evaluated[padding].abs().sum(dim=-1) > 0).all()
+
+    def test_it_decides_by_its_first_layer_s_flag(self):
+        encoder, src, padding = _padded_encoder()
+        encoder.eval()
+        encoder.layers[0].train()
+        with torch.no_grad():
+            out = encoder(src, src_key_padding_mask=padding)
+        assert (out[padding].abs().sum(dim=-1) > 0).all()  # the root is in eval mode, yet no fast path
+
+    def test_mode_sensitive_misses_it_one_flag_at_a_time(self):
+        encoder, src, padding = _padded_encoder()
+        flags = mode_flags(encoder)
+        assert mode_sensitive(encoder, (src, None, padding)) == []
+        assert mode_flags(encoder) == flags
+
+    def test_nested_outputs_compare_row_by_row(self):
+        a = torch.nested.nested_tensor([torch.ones(2, 3), torch.zeros(1, 3)])
+        b = torch.nested.nested_tensor([torch.ones(2, 3), torch.zeros(1, 3)])
+        c = torch.nested.nested_tensor([torch.ones(2, 3), torch.ones(1, 3)])
+        assert lesson._same(a, b) and not lesson._same(a, c) and not lesson._same(a, torch.ones(2, 3))

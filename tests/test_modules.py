@@ -216,6 +216,8 @@ def test_tiny_parameter_is_a_leaf_sharing_its_data():
         assert type(result) is torch.Tensor
     with pytest.raises(TypeError, match="data must be a torch.Tensor, got list"):
         TinyParameter([1.0])
+    with pytest.raises(AttributeError):  # the difference the docstring states: PyTorch's error names no argument
+        nn.Parameter([1.0])
 
 
 def test_reassignment_rules_match_nn_module():
@@ -282,31 +284,65 @@ def test_forgetting_super_init_is_named_in_both_systems(what):
             _RealHeadless(what)
 
 
-def test_bad_names_and_values_are_refused():
+_BAD_BUFFERS = [
+    pytest.param("a.b", torch.ones(1), KeyError, 'cannot contain "."', id="dotted"),
+    pytest.param("", torch.ones(1), KeyError, "empty string", id="empty"),
+    pytest.param("weight", torch.ones(1), KeyError, "'weight' is already an attribute of TinyModule", id="a parameter"),
+    pytest.param("forward", torch.ones(1), KeyError, "'forward' is already an attribute", id="a method"),
+    pytest.param(3, torch.ones(1), TypeError, "buffer name must be a str, got int", id="not a str"),
+    pytest.param("b", 1.0, TypeError, "cannot assign 'float' object to buffer 'b'", id="not a tensor"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "error", "message"), _BAD_BUFFERS)
+def test_bad_buffers_raise_pytorchs_exception_types(name, value, error, message):
     tiny, real = TinyModule(), nn.Module()
     tiny.weight = TinyParameter(torch.ones(1))
     real.weight = nn.Parameter(torch.ones(1))
-    for name in ("a.b", ""):
-        with pytest.raises(ValueError, match='buffer name must be non-empty and contain no "."'):
-            tiny.register_buffer(name, torch.ones(1))
-        with pytest.raises(KeyError):
-            real.register_buffer(name, torch.ones(1))
-    with pytest.raises(ValueError, match="buffer name 'weight' is already an attribute of TinyModule"):
-        tiny.register_buffer("weight", torch.ones(1))
-    with pytest.raises(KeyError, match="already exists"):
-        real.register_buffer("weight", torch.ones(1))
-    with pytest.raises(TypeError, match="buffer name must be a str, got int"):
-        tiny.register_buffer(3, torch.ones(1))
-    with pytest.raises(TypeError, match="cannot assign 'float' object to buffer 'b'"):
-        tiny.register_buffer("b", 1.0)
-    with pytest.raises(ValueError, match="buffer name 'forward' is already an attribute"):
-        tiny.register_buffer("forward", torch.ones(1))
+    with pytest.raises(error) as theirs:
+        real.register_buffer(name, value)
+    with pytest.raises(error, match=message) as ours:
+        tiny.register_buffer(name, value)
+    assert type(ours.value) is type(theirs.value)
+
+
+def test_bad_modes_and_a_missing_forward_are_refused_like_pytorch():
+    tiny, real = TinyModule(), nn.Module()
     with pytest.raises(ValueError, match="mode must be a bool, got 1"):
         tiny.train(1)
     with pytest.raises(ValueError, match="training mode is expected to be boolean"):
         real.train(1)
     with pytest.raises(NotImplementedError, match=r'Module \[TinyModule\] is missing the required "forward" function'):
         tiny(torch.ones(1))
+    with pytest.raises(NotImplementedError):
+        real(torch.ones(1))
+
+
+def test_casting_under_a_live_adam_crashes_and_reloading_its_state_fixes_it():
+    for system in ("real", "tiny"):
+        torch.manual_seed(0)
+        lobe = Lobe(3, 2) if system == "real" else TinyLobe(3, 2)
+        optimiser = torch.optim.Adam(lobe.parameters(), lr=0.1)
+        lobe(torch.randn(4, 3)).sum().backward()
+        optimiser.step()
+        lobe.to(torch.float64)
+        assert optimiser.state[lobe.weight]["exp_avg"].dtype == torch.float32
+        optimiser.zero_grad()
+        lobe(torch.randn(4, 3, dtype=torch.float64)).sum().backward()
+        with pytest.raises(RuntimeError, match="expected dtype float for `end` but got dtype double"):
+            optimiser.step()
+        optimiser.load_state_dict(optimiser.state_dict())
+        optimiser.step()
+        assert {t.dtype for t in optimiser.state[lobe.weight].values() if t.dim()} == {torch.float64}
+    # SGD with momentum does not crash: its momentum silently stays float32.
+    lobe = Lobe(3, 2)
+    sgd = torch.optim.SGD(lobe.parameters(), lr=0.1, momentum=0.9)
+    for dtype in (torch.float32, torch.float64):
+        lobe.to(dtype)
+        sgd.zero_grad()
+        lobe(torch.randn(4, 3, dtype=dtype)).sum().backward()
+        sgd.step()
+    assert lobe.weight.dtype == torch.float64 and sgd.state[lobe.weight]["momentum_buffer"].dtype == torch.float32
 
 
 def test_call_runs_hooks_and_forward_skips_them():

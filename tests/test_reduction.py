@@ -174,10 +174,13 @@ def test_all_ignored_gives_nan_mean_zero_sum_and_zero_gradient_like_torch():
 
 
 def test_an_empty_batch_matches_torch():
-    logits, target = torch.randn(0, 3), torch.zeros(0, dtype=torch.long)
-    for reduction in REDUCTIONS:
-        torch.testing.assert_close(cross_entropy_with_ignore(logits, target, reduction=reduction),
-                                   F.cross_entropy(logits, target, reduction=reduction), equal_nan=True)
+    for logits, target in ((torch.randn(0, 3), torch.zeros(0, dtype=torch.long)),
+                           (torch.randn(2, 3, 0, dtype=torch.float64), torch.zeros(2, 0, dtype=torch.long))):
+        for reduction in REDUCTIONS:
+            for label_smoothing in (0.0, 0.2):
+                kwargs = {"reduction": reduction, "label_smoothing": label_smoothing, "weight": torch.ones(3, dtype=logits.dtype)}
+                torch.testing.assert_close(cross_entropy_with_ignore(logits, target, **kwargs),
+                                           F.cross_entropy(logits, target, **kwargs), equal_nan=True)
 
 
 def test_label_smoothing_with_probability_targets_ignores_nothing():
@@ -337,3 +340,75 @@ def _detached_zero(losses, mask):  # a Python branch that returns a constant: ba
 def test_the_nan_safe_checker_rejects_plausible_mistakes(attempt):
     with pytest.raises(AssertionError):
         check_nan_safe_token_mean(attempt)
+
+
+# The scope of the equality claim: every float dtype, odd layouts, empty batches, extreme logits.
+
+HALF_TOLERANCES = {torch.float16: {"rtol": 4 * 2**-11, "atol": 1e-3}, torch.bfloat16: {"rtol": 4 * 2**-8, "atol": 1e-2}}
+ALL_TOLERANCES = {torch.float32: {}, torch.float64: {}, **HALF_TOLERANCES}
+
+
+def torch_or_skip(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except RuntimeError as err:  # torch 2.4 lacks some half-precision CPU kernels
+        if "not implemented for" in str(err):
+            pytest.skip(str(err))
+        raise
+
+
+@pytest.mark.parametrize("dtype", list(HALF_TOLERANCES))
+def test_cross_entropy_with_ignore_in_half_precision(dtype):
+    # float32 and float64 are covered, gradients included, by test_cross_entropy_with_ignore_equals_torch.
+    for input_shape, target_shape in [*SHAPES, ((0, 3), (0,)), ((2, 3, 0), (2, 0))]:
+        _half_precision_case(dtype, input_shape, target_shape)
+
+
+def _half_precision_case(dtype, input_shape, target_shape):
+    logits, target, weight = make_batch(input_shape, target_shape, ignored=0.3, dtype=dtype, seed=11)
+    for w in (None, weight):
+        for reduction in REDUCTIONS:
+            for label_smoothing in (0.0, 0.2):
+                kwargs = {"weight": w, "reduction": reduction, "label_smoothing": label_smoothing}
+                expected = torch_or_skip(F.cross_entropy, logits, target, **kwargs)
+                got = cross_entropy_with_ignore(logits, target, **kwargs)
+                assert got.dtype == dtype and got.shape == expected.shape
+                torch.testing.assert_close(got, expected, equal_nan=True, **ALL_TOLERANCES[dtype])
+            mask = target != -100
+            torch.testing.assert_close(masked_cross_entropy(logits, target, mask, weight=w, reduction=reduction),
+                                       F.cross_entropy(logits, target, weight=w, reduction=reduction),
+                                       equal_nan=True, **ALL_TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("dtype", list(ALL_TOLERANCES))
+def test_cross_entropy_with_ignore_on_odd_layouts_and_extreme_logits(dtype):
+    logits, target, _ = make_batch((3, 5, 4), (3, 4), ignored=0.3, dtype=dtype, seed=12)
+    nlc = logits.transpose(1, 2).contiguous()  # (N, L, C) in memory, viewed as (N, C, L) below
+    for name, view in (("transposed", nlc.transpose(1, 2)), ("strided", torch.cat([logits, logits], 1)[:, ::2]),
+                       ("expanded", logits[:1].expand(3, 5, 4))):
+        torch.testing.assert_close(cross_entropy_with_ignore(view, target), F.cross_entropy(view, target),
+                                   **ALL_TOLERANCES[dtype], msg=lambda m, name=name: f"{name}: {m}")
+    info = torch.finfo(dtype)
+    huge = torch.tensor([[info.max, 0.0, -info.max], [-info.max, info.max, 0.0], [info.tiny, 0.0, -info.tiny]], dtype=dtype)
+    for label_smoothing in (0.0, 0.1):
+        for reduction in REDUCTIONS:
+            kwargs = {"reduction": reduction, "label_smoothing": label_smoothing}
+            expected = torch_or_skip(F.cross_entropy, huge, torch.tensor([0, 2, -100]), **kwargs)
+            torch.testing.assert_close(cross_entropy_with_ignore(huge, torch.tensor([0, 2, -100]), **kwargs), expected,
+                                       equal_nan=True, **ALL_TOLERANCES[dtype])
+
+
+def test_class_weights_of_another_dtype_are_accepted_where_pytorch_refuses_them():
+    logits, target, weight = make_batch((6, 4), (6,), ignored=0.3, dtype=torch.float32, seed=13)
+    with pytest.raises(RuntimeError):
+        F.cross_entropy(logits, target, weight=weight.double())
+    torch.testing.assert_close(cross_entropy_with_ignore(logits, target, weight=weight.double()),
+                               F.cross_entropy(logits, target, weight=weight))
+
+
+def test_a_zero_class_weight_on_a_minus_inf_logit_is_nan_like_pytorch():
+    logits = torch.tensor([[-math.inf, 0.0], [0.0, -1.0]])
+    target, weight = torch.tensor([0, 1]), torch.tensor([0.0, 1.0])
+    for reduction in REDUCTIONS:
+        torch.testing.assert_close(cross_entropy_with_ignore(logits, target, weight=weight, reduction=reduction),
+                                   F.cross_entropy(logits, target, weight=weight, reduction=reduction), equal_nan=True)

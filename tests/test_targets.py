@@ -144,12 +144,25 @@ def test_unbatched_input_with_a_one_element_target_is_refused():
         validate_classification_inputs(torch.randn(3), torch.tensor([1]))
 
 
-def test_probability_targets_refuse_a_custom_ignore_index_like_torch():
-    logits, probs = torch.randn(2, 3), torch.softmax(torch.randn(2, 3), dim=1)
-    with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point target"):
-        F.cross_entropy(logits, probs, ignore_index=0)
-    with pytest.raises(ValueError, match="ignore_index=0 only works with index targets"):
-        validate_classification_inputs(logits, probs, ignore_index=0)
+def test_probability_targets_accept_exactly_the_ignore_index_torch_accepts():
+    # PyTorch accepts any negative ignore_index with probability targets (and ignores nothing with
+    # it), and refuses every non-negative one.
+    for ignore_index in [-100, -1, -7, -(2**40), 0, 1, 2, 3, 100]:
+        for input_shape in [(3,), (2, 3), (2, 3, 4)]:
+            _ignore_index_case(ignore_index, input_shape)
+
+
+def _ignore_index_case(ignore_index, input_shape):
+    logits = torch.randn(input_shape)
+    probs = torch.softmax(torch.randn(input_shape), dim=0 if len(input_shape) == 1 else 1)
+    ours = _accepts(lambda: validate_classification_inputs(logits, probs, ignore_index=ignore_index))
+    theirs = _torch_accepts(lambda: F.cross_entropy(logits, probs, ignore_index=ignore_index))
+    assert ours == theirs == (ignore_index < 0)
+    if theirs:
+        torch.testing.assert_close(F.cross_entropy(logits, probs, ignore_index=ignore_index), F.cross_entropy(logits, probs))
+    else:
+        with pytest.raises(ValueError, match=f"ignore_index={ignore_index} only works with index targets"):
+            validate_classification_inputs(logits, probs, ignore_index=ignore_index)
 
 
 # The descriptions and the explanations in the errors
@@ -391,3 +404,26 @@ def test_plots_draw_figures_and_validate_arguments():
 
 def test_kinds_are_the_three_the_lesson_names():
     assert KINDS == ("multiclass", "binary", "multilabel")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_sequence_cross_entropy_in_every_float_dtype_and_on_empty_batches(dtype):
+    for n, length, classes in [(2, 5, 4), (0, 3, 2), (3, 1, 3)]:
+        _sequence_case(dtype, n, length, classes)
+
+
+def _sequence_case(dtype, n, length, classes):
+    generator = torch.Generator().manual_seed(n + length)
+    logits = (5 * torch.randn(n, length, classes, generator=generator)).to(dtype)
+    target = torch.randint(0, classes, (n, length), generator=generator)
+    if n:
+        target[0, 0] = -100
+    try:
+        expected = F.cross_entropy(logits.transpose(1, 2), target)
+    except RuntimeError as err:  # an older PyTorch without this half-precision CPU kernel
+        pytest.skip(str(err))
+    got = sequence_cross_entropy(logits, target)
+    assert got.dtype == dtype
+    # The same kernel on a reshaped input; half precision may sum in another order.
+    tolerance = {} if dtype in (torch.float32, torch.float64) else {"rtol": 1e-2, "atol": 1e-2}
+    torch.testing.assert_close(got, expected, equal_nan=True, **tolerance)

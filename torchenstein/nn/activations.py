@@ -36,8 +36,9 @@ put a ReLU between the layers and the rule, and with it the collapse, is broken:
 True
 >>> def midpoint_rule(f, a, c):
 ...     return torch.allclose(f((a + c) / 2), (f(a) + f(c)) / 2, atol=1e-6)
->>> midpoint_rule(lambda t: second(first(t)), x, -x), midpoint_rule(lambda t: second(ReLU()(first(t))), x, -x)
-(True, False)
+>>> {"linear stack": midpoint_rule(lambda t: second(first(t)), x, -x),
+...  "with a ReLU": midpoint_rule(lambda t: second(ReLU()(first(t))), x, -x)}
+{'linear stack': True, 'with a ReLU': False}
 
 ```
 
@@ -54,10 +55,12 @@ otherwise. Our [`relu`][torchenstein.nn.activations.relu] and
 >>> import torch.nn.functional as F
 >>> from torchenstein.nn.activations import leaky_relu, relu
 >>> x = torch.tensor([-2.0, -0.5, 0.0, 1.5, float("nan")])
->>> relu(x), leaky_relu(x, negative_slope=0.1)
-(tensor([0.0000, 0.0000, 0.0000, 1.5000,    nan]), tensor([-0.2000, -0.0500,  0.0000,  1.5000,     nan]))
->>> torch.equal(relu(x[:4]), F.relu(x[:4])), torch.equal(leaky_relu(x[:4], 0.1), F.leaky_relu(x[:4], 0.1))
-(True, True)
+>>> relu(x)
+tensor([0.0000, 0.0000, 0.0000, 1.5000,    nan])
+>>> leaky_relu(x, negative_slope=0.1)
+tensor([-0.2000, -0.0500,  0.0000,  1.5000,     nan])
+>>> {"relu": torch.equal(relu(x[:4]), F.relu(x[:4])), "leaky_relu": torch.equal(leaky_relu(x[:4], 0.1), F.leaky_relu(x[:4], 0.1))}
+{'relu': True, 'leaky_relu': True}
 
 ```
 
@@ -90,14 +93,17 @@ True
 
 GELU weighs its input by the probability that a standard normal variable is smaller:
 $\operatorname{GELU}(x) = x\,\Phi(x)$, with $\Phi(x) = \frac12\big(1 + \operatorname{erf}(x/\sqrt2)\big)$.
-Far right it is $x$, far left 0, and in between a smooth dip below zero. BERT uses this exact form;
-GPT-2 uses the cheaper tanh approximation proposed in the GELU paper itself:
+Far right it is $x$, far left 0, and in between a smooth dip below zero. The GELU paper itself proposed
+a cheaper tanh approximation, and the two famous early users both trained with it: Google's original
+BERT code and OpenAI's GPT-2 compute
 
 $$
 \operatorname{GELU}_{\tanh}(x) = \tfrac12 x\left(1 + \tanh\!\Big(\sqrt{2/\pi}\,\big(x + 0.044715\,x^3\big)\Big)\right).
 $$
 
-The cubic term, with its famous constant, bends the tanh to hug $\Phi$. Our
+Hugging Face's port of BERT, whose config says `"gelu"`, computes the exact form instead; its
+`"gelu_new"` and `"gelu_pytorch_tanh"` are the tanh one (see the trap below for what mixing them costs).
+PyTorch offers both. The cubic term, with its famous constant, bends the tanh to hug $\Phi$. Our
 [`gelu`][torchenstein.nn.activations.gelu] takes PyTorch's `approximate="none"|"tanh"`; it writes $\Phi$
 with `erfc`, since $1 + \operatorname{erf}(z)$ loses every digit of a tiny tail probability to cancellation:
 
@@ -274,13 +280,14 @@ SwiGLU(
 )
 >>> x = torch.randn(2, 5, 6)                                      # (batch, tokens, features)
 >>> reference = F.linear(F.silu(F.linear(x, block.w1.weight)) * F.linear(x, block.w3.weight), block.w2.weight)
->>> block(x).shape, torch.allclose(block(x), reference, atol=1e-6)
-(torch.Size([2, 5, 6]), True)
->>> torch.allclose(swiglu(x, block.w1.weight, block.w2.weight, block.w3.weight), reference, atol=1e-6)
-True
+>>> block(x).shape
+torch.Size([2, 5, 6])
+>>> {"module": torch.allclose(block(x), reference, atol=1e-6),
+...  "function": torch.allclose(swiglu(x, block.w1.weight, block.w2.weight, block.w3.weight), reference, atol=1e-6)}
+{'module': True, 'function': True}
 >>> mlp = nn.Sequential(nn.Linear(6, 24, bias=False), nn.GELU(), nn.Linear(24, 6, bias=False))
->>> sum(p.numel() for p in block.parameters()) == sum(p.numel() for p in mlp.parameters())
-True
+>>> {"SwiGLU": sum(p.numel() for p in block.parameters()), "4x MLP": sum(p.numel() for p in mlp.parameters())}
+{'SwiGLU': 288, '4x MLP': 288}
 
 ```
 
@@ -291,37 +298,41 @@ True
     and $\infty / \infty$ is `NaN`: one confident logit and the loss is poisoned. The stable form never
     exponentiates a positive number.
 
-```pycon
->>> x = torch.tensor([-1000.0, 0.0, 88.0, 89.0, 1000.0])
->>> x.exp() / (1 + x.exp())  # Hammer's sigmoid
-tensor([0.0000, 0.5000, 1.0000,    nan,    nan])
->>> sigmoid(x)
-tensor([0.0000, 0.5000, 1.0000, 1.0000, 1.0000])
+    ```pycon
+    >>> x = torch.tensor([-1000.0, 0.0, 88.0, 89.0, 1000.0])
+    >>> x.exp() / (1 + x.exp())  # Hammer's sigmoid
+    tensor([0.0000, 0.5000, 1.0000,    nan,    nan])
+    >>> sigmoid(x)
+    tensor([0.0000, 0.5000, 1.0000, 1.0000, 1.0000])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the wrong GELU"
-    Dr. Hammer loads weights trained with the exact GELU (BERT) into a model built with the tanh
-    approximation (or GPT-2's weights into an exact one). A GELU has no parameters, so `load_state_dict`
-    reports that all keys matched, and every layer is now slightly off. Read the checkpoint's config
-    (`"gelu"` versus `"gelu_new"` or `"gelu_pytorch_tanh"` in Hugging Face models) and match it.
+    Dr. Hammer loads weights trained with one GELU into a model built with the other: GPT-2's, trained
+    with the tanh form, into a model with an exact `nn.GELU()`, say. A GELU has no parameters, so
+    `load_state_dict` reports that all keys matched, and every layer is now slightly off. Read the
+    checkpoint's config (in Hugging Face models `"gelu"` is the exact form, `"gelu_new"` and
+    `"gelu_pytorch_tanh"` the tanh one) and match it. BERT itself was ported this way: Google trained it
+    with the tanh form, and the Hugging Face config says `"gelu"`; the small gap measured here is why
+    nobody noticed.
 
-```pycon
->>> from torchenstein.nn.activations import GELU
->>> grid = torch.linspace(-6, 6, 120001, dtype=torch.float64)
->>> gap = (gelu(grid) - gelu(grid, approximate="tanh")).abs()
->>> print(f"largest gap {gap.max().item():.5f} at |x| = {grid[gap.argmax()].abs().item():.2f}")  # the gap is even
-largest gap 0.00047 at |x| = 2.70
->>> _ = torch.manual_seed(0)
->>> trained = nn.Sequential(nn.Linear(8, 32), GELU(), nn.Linear(32, 8))
->>> hammer = nn.Sequential(nn.Linear(8, 32), GELU(approximate="tanh"), nn.Linear(32, 8))
->>> hammer.load_state_dict(trained.state_dict())
-<All keys matched successfully>
->>> x = 3 * torch.randn(64, 8)
->>> torch.allclose(hammer(x), trained(x), atol=1e-6), (hammer(x) - trained(x)).abs().max().item() > 1e-5
-(False, True)
+    ```pycon
+    >>> from torchenstein.nn.activations import GELU
+    >>> grid = torch.linspace(-6, 6, 120001, dtype=torch.float64)
+    >>> gap = (gelu(grid) - gelu(grid, approximate="tanh")).abs()
+    >>> print(f"largest gap {gap.max().item():.5f} at |x| = {grid[gap.argmax()].abs().item():.2f}")  # the gap is even
+    largest gap 0.00047 at |x| = 2.70
+    >>> _ = torch.manual_seed(0)
+    >>> trained = nn.Sequential(nn.Linear(8, 32), GELU(), nn.Linear(32, 8))
+    >>> hammer = nn.Sequential(nn.Linear(8, 32), GELU(approximate="tanh"), nn.Linear(32, 8))
+    >>> hammer.load_state_dict(trained.state_dict())
+    <All keys matched successfully>
+    >>> x = 3 * torch.randn(64, 8)
+    >>> {"outputs agree to 1e-6": torch.allclose(hammer(x), trained(x), atol=1e-6),
+    ...  "differ by more than 1e-5": (hammer(x) - trained(x)).abs().max().item() > 1e-5}
+    {'outputs agree to 1e-6': False, 'differ by more than 1e-5': True}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: softmax over the wrong dimension"
     Logits have shape `(batch, classes)`. Dr. Hammer normalises over `dim=0`, the batch: each *class*
@@ -329,19 +340,19 @@ largest gap 0.00047 at |x| = 2.70
     `nn.Softmax()` with no `dim` guesses one (with a deprecation warning): for a 3-D input it picks the
     first dimension, the batch again. Our `Softmax` refuses to guess.
 
-```pycon
->>> from torchenstein.nn.activations import Softmax
->>> logits = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])  # (batch 2, classes 3)
->>> Softmax(dim=0)(logits).sum(dim=1).round(decimals=4)        # Hammer: rows should sum to one
-tensor([1.4502, 1.5498])
->>> Softmax(dim=-1)(logits).sum(dim=1).round(decimals=4)
-tensor([1., 1.])
->>> Softmax(dim=None)
-Traceback (most recent call last):
-...
-TypeError: dim must be an int, got None
+    ```pycon
+    >>> from torchenstein.nn.activations import Softmax
+    >>> logits = torch.tensor([[2.0, 1.0, 0.1], [0.5, 2.5, 0.3]])  # (batch 2, classes 3)
+    >>> Softmax(dim=0)(logits).sum(dim=1).round(decimals=4)        # Hammer: rows should sum to one
+    tensor([1.4502, 1.5498])
+    >>> Softmax(dim=-1)(logits).sum(dim=1).round(decimals=4)
+    tensor([1., 1.])
+    >>> Softmax(dim=None)
+    Traceback (most recent call last):
+    ...
+    TypeError: dim must be an int, got None
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: dead ReLUs"
     A learning rate too large, or an initialisation Dr. Hammer did not think about, pushes a layer's
@@ -349,47 +360,66 @@ TypeError: dim must be an int, got None
     and the layer can never recover. Count the units that never fire on a batch; a `LeakyReLU` (or
     GELU, or SiLU) keeps a gradient flowing.
 
-```pycon
->>> from torchenstein.nn.activations import LeakyReLU
->>> _ = torch.manual_seed(0)
->>> layer, x = nn.Linear(16, 64), torch.randn(1000, 16)
->>> def dead_fraction(pre_activations):  # (batch, units): the units never positive on the batch
-...     return (pre_activations > 0).sum(dim=0).eq(0).float().mean().item()
->>> dead_fraction(layer(x))
-0.0
->>> with torch.no_grad():
-...     _ = layer.bias.fill_(-10.0)
->>> dead_fraction(layer(x))
-1.0
->>> ReLU()(layer(x)).sum().backward()
->>> layer.weight.grad.abs().max().item()
-0.0
->>> layer.zero_grad()
->>> LeakyReLU(0.01)(layer(x)).sum().backward()
->>> bool(layer.weight.grad.abs().max() > 0)
-True
+    ```pycon
+    >>> from torchenstein.nn.activations import LeakyReLU
+    >>> _ = torch.manual_seed(0)
+    >>> layer, x = nn.Linear(16, 64), torch.randn(1000, 16)
+    >>> def dead_fraction(pre_activations):  # (batch, units): the units never positive on the batch
+    ...     return (pre_activations > 0).sum(dim=0).eq(0).float().mean().item()
+    >>> dead_fraction(layer(x))
+    0.0
+    >>> with torch.no_grad():
+    ...     _ = layer.bias.fill_(-10.0)
+    >>> dead_fraction(layer(x))
+    1.0
+    >>> ReLU()(layer(x)).sum().backward()
+    >>> layer.weight.grad.abs().max().item()
+    0.0
+    >>> layer.zero_grad()
+    >>> LeakyReLU(0.01)(layer(x)).sum().backward()
+    >>> bool(layer.weight.grad.abs().max() > 0)
+    True
 
-```
+    ```
 
-!!! hammer "Dr. Hammer's trap: `inplace=True` on a tensor autograd still needs"
+!!! hammer "Dr. Hammer's trap: `inplace=True` on a tensor someone else still reads"
     `inplace=True` saves one tensor's worth of memory by overwriting the input. Dr. Hammer puts it
     after a `tanh`, which saves its *output* for the backward pass ($1 - \tanh^2$). The ReLU overwrites
-    that output, its version counter moves, and `backward` refuses. In place is safe only after an
-    operation that did not save its output, such as a `Linear` layer.
+    that output, its version counter (a count of the in-place writes to a tensor, which autograd checks
+    before using a saved tensor) moves, and `backward` refuses:
 
-```pycon
->>> x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
->>> h = torch.tanh(x)           # tanh saves h for its backward
->>> ReLU(inplace=True)(h).sum().backward()
-Traceback (most recent call last):
-...
-RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: ...
->>> ReLU()(torch.tanh(x)).sum().backward()
->>> x.grad.round(decimals=4)
-tensor([0.0000, 0.7864, 0.0707])
->>> ReLU(inplace=True)(nn.Linear(3, 2)(x)).sum().backward()  # a Linear saves its input, not its output
+    ```pycon
+    >>> x = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
+    >>> h = torch.tanh(x)           # tanh saves h for its backward
+    >>> ReLU(inplace=True)(h).sum().backward()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: [torch.FloatTensor [3]], which is output 0 of Tanh..., is at version 1; expected version 0 instead. Hint: ...
+    >>> ReLU()(torch.tanh(x)).sum().backward()
+    >>> x.grad.round(decimals=4)
+    tensor([0.0000, 0.7864, 0.0707])
 
-```
+    ```
+
+    That was the lucky case. Autograd guards only what *it* saved; it knows nothing of the tensors
+    *your* code reads. After a `Linear` (which saves its input, not its output) the in-place ReLU passes
+    autograd's check, and Dr. Hammer, pleased, writes a residual `h + relu_(h)`. Python evaluates the
+    left `h` first, as a reference to the tensor, then the ReLU overwrites that very tensor, and the sum
+    adds the rectified `h` to itself. No error, forward or backward: the network computes
+    $2\operatorname{ReLU}(h)$ instead of $h + \operatorname{ReLU}(h)$, and trains that. In place is safe
+    only on a tensor that nothing else, autograd or your code, reads afterwards.
+
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> layer, x = nn.Linear(3, 3), torch.randn(2, 3)
+    >>> intended = layer(x) + relu(layer(x))
+    >>> h = layer(x)
+    >>> hammer = h + ReLU(inplace=True)(h)
+    >>> hammer.sum().backward()      # autograd raises nothing
+    >>> {"equals 2 relu(h)": torch.equal(hammer, 2 * relu(layer(x))), "equals h + relu(h)": torch.allclose(hammer, intended)}
+    {'equals 2 relu(h)': True, 'equals h + relu(h)': False}
+
+    ```
 
 ## Challenges
 
@@ -429,32 +459,6 @@ if TYPE_CHECKING:
 
 _GELU_KAPPA = 0.044715  # the cubic coefficient of the tanh approximation
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-
-
-def _check_float(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    return x
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return value
-
-
-def _check_slope(negative_slope: object) -> float:
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, Real) or math.isnan(negative_slope):
-        raise TypeError(f"negative_slope must be a real number, got {negative_slope!r}")
-    return float(negative_slope)
-
-
-def _check_approximate(approximate: object) -> str:
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    return approximate
 
 
 def _wide(x: torch.Tensor) -> torch.Tensor:
@@ -744,11 +748,10 @@ def plot_activations(*, points: int = 401, reach: float = 4.0) -> Figure:
 
     Examples:
         >>> fig = plot_activations(points=11)
-        >>> len(fig.axes), len(fig.axes[0].lines) == len(fig.axes[1].lines)
-        (2, True)
+        >>> [len(ax.lines) for ax in fig.axes]   # two axes, a curve per activation on each
+        [7, 7]
     """
-    if points < 2 or not reach > 0:
-        raise ValueError(f"points must be at least 2 and reach positive, got points={points}, reach={reach}")
+    _check_plot_range(points, reach)
     fig, (ax_f, ax_d) = new_figure(1, 2, width=10.5, height=4.0)
     x = torch.linspace(-reach, reach, points, dtype=torch.float64)
     # Each curve and its derivative come from the lesson's own functions. LeakyReLU gets a visible 0.1
@@ -890,9 +893,7 @@ class Softmax(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int):
-            raise TypeError(f"dim must be an int, got {dim!r}")
-        self.dim = dim
+        self.dim = _check_dim(dim)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return softmax(input, dim=self.dim)
@@ -926,16 +927,7 @@ def swiglu(input: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, w3: torch.Te
         ...
         ValueError: w2 must have shape (out_features, 4) to follow w1 of shape (4, 2), got (5, 3)
     """
-    for name, t in (("input", input), ("w1", w1), ("w2", w2), ("w3", w3)):
-        _check_float(name, t)
-    if input.dim() < 1 or w1.dim() != 2 or w1.shape[1] != input.shape[-1]:
-        raise ValueError(f"w1 must have shape (hidden_features, {input.shape[-1] if input.dim() else '?'}), "
-                         f"got {tuple(w1.shape)}")
-    if w3.shape != w1.shape:
-        raise ValueError(f"w3 must have the shape of w1, {tuple(w1.shape)}, got {tuple(w3.shape)}")
-    if w2.dim() != 2 or w2.shape[1] != w1.shape[0]:
-        raise ValueError(f"w2 must have shape (out_features, {w1.shape[0]}) to follow w1 of shape "
-                         f"{tuple(w1.shape)}, got {tuple(w2.shape)}")
+    _check_swiglu(input, w1, w2, w3)
     gate = silu(input @ w1.mT)  # (..., hidden)
     up = input @ w3.mT  # (..., hidden)
     return (gate * up) @ w2.mT  # (..., out)
@@ -955,18 +947,17 @@ class SwiGLU(nn.Module):
 
     Examples:
         >>> block = SwiGLU(4, 8, out_features=2)
-        >>> list(block.state_dict()), block(torch.ones(3, 4)).shape
-        (['w1.weight', 'w2.weight', 'w3.weight'], torch.Size([3, 2]))
+        >>> list(block.state_dict())
+        ['w1.weight', 'w2.weight', 'w3.weight']
+        >>> block(torch.ones(3, 4)).shape
+        torch.Size([3, 2])
     """
 
     def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None,
                  bias: bool = False) -> None:
         super().__init__()
         out_features = in_features if out_features is None else out_features
-        for name, value in (("in_features", in_features), ("hidden_features", hidden_features),
-                            ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        _check_widths(in_features=in_features, hidden_features=hidden_features, out_features=out_features)
         # Registered in LLaMA's order, so the state_dict keys and their order match its checkpoints.
         self.w1 = nn.Linear(in_features, hidden_features, bias=bias)
         self.w2 = nn.Linear(hidden_features, out_features, bias=bias)
@@ -1029,3 +1020,62 @@ def check_mish(candidate: Callable[[torch.Tensor], torch.Tensor]) -> None:
     (got,) = torch.autograd.grad(candidate(x).sum(), x)
     (expected,) = torch.autograd.grad(F.mish(x).sum(), x)
     _assert_close_at("the gradient of mish", x.detach(), got, expected, 1e-6, 1e-9)
+
+
+# Argument checks, kept at the foot so that each elixir above reads as its formula.
+
+
+def _check_float(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    return x
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def _check_slope(negative_slope: object) -> float:
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, Real) or math.isnan(negative_slope):
+        raise TypeError(f"negative_slope must be a real number, got {negative_slope!r}")
+    return float(negative_slope)
+
+
+def _check_approximate(approximate: object) -> str:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return approximate
+
+
+def _check_dim(dim: object) -> int:
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {dim!r}")
+    return dim
+
+
+def _check_plot_range(points: object, reach: object) -> None:
+    if points < 2 or not reach > 0:
+        raise ValueError(f"points must be at least 2 and reach positive, got points={points}, reach={reach}")
+
+
+def _check_swiglu(input: object, w1: object, w2: object, w3: object) -> None:
+    for name, t in (("input", input), ("w1", w1), ("w2", w2), ("w3", w3)):
+        _check_float(name, t)
+    if input.dim() < 1 or w1.dim() != 2 or w1.shape[1] != input.shape[-1]:
+        raise ValueError(f"w1 must have shape (hidden_features, {input.shape[-1] if input.dim() else '?'}), "
+                         f"got {tuple(w1.shape)}")
+    if w3.shape != w1.shape:
+        raise ValueError(f"w3 must have the shape of w1, {tuple(w1.shape)}, got {tuple(w3.shape)}")
+    if w2.dim() != 2 or w2.shape[1] != w1.shape[0]:
+        raise ValueError(f"w2 must have shape (out_features, {w1.shape[0]}) to follow w1 of shape "
+                         f"{tuple(w1.shape)}, got {tuple(w2.shape)}")
+
+
+def _check_widths(**widths: object) -> None:
+    for name, value in widths.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -14,8 +14,10 @@ r"""
 - save and load with `torch.save` and `torch.load`, always with an explicit `weights_only`, and move
   tensors on load with `map_location`;
 - explain why loading a pickle can run code, and watch `weights_only=True` refuse to;
-- write a full training checkpoint (model, optimizer, step and every random generator) atomically;
-- resume training to bitwise-identical parameters, and prove which pieces that takes.
+- write a full training checkpoint (model, optimizer, learning-rate scheduler, gradient scaler, step and
+  every random generator) atomically;
+- resume training to bitwise-identical parameters, prove which pieces that takes, and say what a GPU
+  needs on top.
 
 ## The specimen
 
@@ -59,8 +61,8 @@ body.1.num_batches_tracked   ()       torch.int64
 head.weight                  (1, 16)  torch.float32
 head.bias                    (1,)     torch.float32
 >>> names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
->>> type(state).__name__, names == set(state)
-('OrderedDict', True)
+>>> {"type": type(state).__name__, "parameters and buffers, nothing else": names == set(state)}
+{'type': 'OrderedDict', 'parameters and buffers, nothing else': True}
 
 ```
 
@@ -69,8 +71,8 @@ with the live parameter. Write into the dictionary and you write into the model;
 stays put, copy it with `copy.deepcopy` (or clone every tensor):
 
 ```pycon
->>> state["head.bias"].requires_grad, model.head.bias.requires_grad
-(False, True)
+>>> {"in the state_dict": state["head.bias"].requires_grad, "in the model": model.head.bias.requires_grad}
+{'in the state_dict': False, 'in the model': True}
 >>> state["head.bias"].data_ptr() == model.head.bias.data_ptr()
 True
 >>> _ = state["head.bias"].fill_(42.0)
@@ -79,8 +81,8 @@ Parameter containing:
 tensor([42.], requires_grad=True)
 >>> snapshot = copy.deepcopy(model.state_dict())
 >>> _ = state["head.bias"].zero_()
->>> snapshot["head.bias"], model.head.bias.detach()
-(tensor([42.]), tensor([0.]))
+>>> {"snapshot": snapshot["head.bias"], "model": model.head.bias.detach()}
+{'snapshot': tensor([42.]), 'model': tensor([0.])}
 
 ```
 
@@ -97,8 +99,8 @@ memory, dtype and device. By default it is `strict`: every key must match.
 <All keys matched successfully>
 >>> _ = model.eval(), twin.eval()
 >>> x = torch.randn(5, 4)
->>> torch.equal(model(x), twin(x)), twin.head.bias.data_ptr() == model.head.bias.data_ptr()
-(True, False)
+>>> {"same outputs": torch.equal(model(x), twin(x)), "same memory": twin.head.bias.data_ptr() == model.head.bias.data_ptr()}
+{'same outputs': True, 'same memory': False}
 
 ```
 
@@ -172,8 +174,9 @@ Every file here lives in a `tempfile.TemporaryDirectory`, which deletes itself o
 ...     on_device = torch.load(path, map_location=pick_device(), weights_only=True)
 >>> os.path.exists(path)
 False
->>> list(loaded) == list(model.state_dict()), all(torch.equal(loaded[k], t) for k, t in model.state_dict().items())
-(True, True)
+>>> {"same keys": list(loaded) == list(model.state_dict()),
+...  "same values": all(torch.equal(loaded[k], t) for k, t in model.state_dict().items())}
+{'same keys': True, 'same values': True}
 >>> loaded["head.bias"].data_ptr() == model.head.bias.data_ptr()   # a copy, not the model's memory
 False
 >>> {t.device.type for t in on_device.values()} == {pick_device().type}
@@ -190,8 +193,8 @@ The file is a zip archive: a pickle `data.pkl` that describes the structure, and
 ...     torch.save(model.state_dict(), os.path.join(lab, "specimen.pt"))
 ...     with zipfile.ZipFile(os.path.join(lab, "specimen.pt")) as archive:
 ...         inside = [name.split("/", 1)[1] for name in archive.namelist()]
->>> "data.pkl" in inside, sum(name.startswith("data/") for name in inside)
-(True, 9)
+>>> {"has data.pkl": "data.pkl" in inside, "storage files": sum(name.startswith("data/") for name in inside)}
+{'has data.pkl': True, 'storage files': 9}
 
 ```
 
@@ -220,7 +223,7 @@ True
 ...     torch.load(path, weights_only=True)
 Traceback (most recent call last):
 ...
-_pickle.UnpicklingError: Weights only load failed...
+_pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL torchenstein.nn.checkpoints.ring_alarm...
 >>> ALARM_LOG   # the alarm never rang
 []
 
@@ -237,6 +240,12 @@ checkpoint that stores it must store `str(torch.__version__)`.
 Weights alone resume nothing. To take the *same* next step, a run must also bring back:
 
 - the **optimizer's state**: Adam keeps a step count and two running averages per parameter;
+- the **learning-rate scheduler's state**, if the run has a scheduler (an object from
+  `torch.optim.lr_scheduler` that changes the optimizer's learning rate step by step): its own step
+  count, without which a fresh scheduler restarts the schedule, warm-up and all;
+- the **gradient scaler's state** in mixed-precision training: `torch.amp.GradScaler` multiplies the
+  loss by a scale it has been adjusting for thousands of steps, and a fresh one starts again from its
+  initial scale;
 - the **step**, which drives the data, the schedules and the logs;
 - every **random generator** the next step draws from: PyTorch's CPU generator (dropout here), each CUDA
   device's generator, Python's `random` and NumPy's global generator.
@@ -250,14 +259,16 @@ so its integers travel as a tensor:
 >>> import numpy as np
 >>> from torchenstein.nn.checkpoints import capture_rng_state
 >>> state = capture_rng_state()
->>> sorted(state), state["torch"].dtype, state["numpy"]["keys"].dtype
-(['cuda', 'numpy', 'python', 'torch'], torch.uint8, torch.int64)
+>>> sorted(state)
+['cuda', 'numpy', 'python', 'torch']
+>>> {"torch": state["torch"].dtype, "numpy keys": state["numpy"]["keys"].dtype}
+{'torch': torch.uint8, 'numpy keys': torch.int64}
 >>> with tempfile.TemporaryDirectory() as lab:
 ...     torch.save(np.random.get_state(), os.path.join(lab, "raw_numpy.pt"))
 ...     torch.load(os.path.join(lab, "raw_numpy.pt"), weights_only=True)
 Traceback (most recent call last):
 ...
-_pickle.UnpicklingError: Weights only load failed...
+_pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL numpy...
 
 ```
 
@@ -266,7 +277,9 @@ untouched. [`atomic_save`][torchenstein.nn.checkpoints.atomic_save] writes to a 
 same folder, flushes it and asks the operating system to put it on disk (`os.fsync`), and only then
 renames it over the old file with `os.replace`, which either happens completely or not at all.
 [`save_checkpoint`][torchenstein.nn.checkpoints.save_checkpoint] and
-[`load_checkpoint`][torchenstein.nn.checkpoints.load_checkpoint] put it all together:
+[`load_checkpoint`][torchenstein.nn.checkpoints.load_checkpoint] put it all together. A scheduler and a
+scaler are optional (our specimen trains with neither), and loading insists on getting back exactly what
+was saved, so that none is forgotten:
 
 ```pycon
 >>> from torchenstein.nn.checkpoints import load_checkpoint, save_checkpoint
@@ -276,10 +289,12 @@ renames it over the old file with `os.replace`, which either happens completely 
 ...     print(os.listdir(lab))   # no temporary file left behind
 ...     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
 ['step20.pt']
->>> sorted(checkpoint), checkpoint["step"], checkpoint["extra"]
-(['extra', 'model', 'optimizer', 'rng', 'step', 'torch_version'], 20, {'lr': 0.05})
->>> sorted(checkpoint["optimizer"]["state"][0]), checkpoint["optimizer"]["state"][0]["step"]
-(['exp_avg', 'exp_avg_sq', 'step'], tensor(20.))
+>>> sorted(checkpoint)
+['extra', 'model', 'optimizer', 'rng', 'scaler', 'scheduler', 'step', 'torch_version']
+>>> {key: checkpoint[key] for key in ("step", "extra", "scheduler", "scaler")}
+{'step': 20, 'extra': {'lr': 0.05}, 'scheduler': None, 'scaler': None}
+>>> {"Adam's state": sorted(checkpoint["optimizer"]["state"][0]), "its step": checkpoint["optimizer"]["state"][0]["step"]}
+{"Adam's state": ['exp_avg', 'exp_avg_sq', 'step'], 'its step': tensor(20.)}
 >>> load_checkpoint(os.path.join("no", "such", "step.pt"), model=model, optimizer=optimizer)
 Traceback (most recent call last):
 ...
@@ -321,8 +336,9 @@ the random generators, and the dropout draws a different mask, so the step diffe
 ...     _ = amnesiac.load_state_dict(checkpoint["model"])
 ...     amnesiac_optimizer.load_state_dict(checkpoint["optimizer"])
 ...     _ = train_steps(amnesiac, amnesiac_optimizer, start=5, stop=6)
->>> step, all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), risen.state_dict().values()))
-(5, True)
+>>> {"resumed at step": step,
+...  "bitwise identical": all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), risen.state_dict().values()))}
+{'resumed at step': 5, 'bitwise identical': True}
 >>> torch.equal(amnesiac.head.weight, model.head.weight)
 False
 
@@ -335,6 +351,18 @@ order when its iterator starts, from the global generator or from the `generator
 run stopped mid-epoch must also skip the batches it already saw. The simplest cure is the one used
 here: make the order a function of a seed, the epoch and the step.
 
+On a GPU, "bitwise" asks for more than the checkpoint. Some CUDA kernels (`index_add_` and scatters,
+the backward of an embedding, cuBLAS matrix products with their default workspace) add partial results
+in an order that depends on how the threads happen to be scheduled, so even the *same* step from the
+*same* state can differ in its last bits from one run to the next. Three switches make a CUDA run
+repeatable: `torch.use_deterministic_algorithms(True)`, which picks deterministic kernels (and raises
+an error for an operation that has none); the environment variable `CUBLAS_WORKSPACE_CONFIG=:4096:8`
+(or `:16:8`), which cuBLAS needs for deterministic products and reads when the process first uses CUDA,
+so set it before that (in the shell, or at the very top of the script); and
+`torch.backends.cudnn.benchmark = False`, so that cuDNN does not choose its algorithms by timing them.
+Even then the resumed run must use the same hardware and the same versions of PyTorch, CUDA and cuDNN.
+The CPU run above needed none of this: its kernels for this model add in a fixed order.
+
 ## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: pickling the whole monster"
@@ -343,118 +371,121 @@ here: make the order a function of a seed, the epoch and the step.
     the class is renamed or moved to another file. Save `model.state_dict()` and rebuild the model
     in code.
 
-```pycon
->>> import io
->>> import torchenstein.nn.checkpoints as lesson
->>> buffer = io.BytesIO()
->>> torch.save(Specimen(), buffer)
->>> b"torchenstein.nn.checkpoints" in buffer.getvalue(), b"Specimen" in buffer.getvalue()
-(True, True)
->>> _ = buffer.seek(0)
->>> torch.load(buffer, weights_only=True)
-Traceback (most recent call last):
-...
-_pickle.UnpicklingError: Weights only load failed...
->>> _ = buffer.seek(0)
->>> del lesson.Specimen                  # next month's refactor moves the class to another file
->>> try:
-...     torch.load(buffer, weights_only=False)
-... finally:
-...     lesson.Specimen = Specimen       # (the Professor puts it back)
-Traceback (most recent call last):
-...
-AttributeError: ...Specimen...
+    ```pycon
+    >>> import io
+    >>> import torchenstein.nn.checkpoints as lesson
+    >>> buffer = io.BytesIO()
+    >>> torch.save(Specimen(), buffer)
+    >>> {"module path in the file": b"torchenstein.nn.checkpoints" in buffer.getvalue(),
+    ...  "class name in the file": b"Specimen" in buffer.getvalue()}
+    {'module path in the file': True, 'class name in the file': True}
+    >>> _ = buffer.seek(0)
+    >>> torch.load(buffer, weights_only=True)
+    Traceback (most recent call last):
+    ...
+    _pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL torchenstein.nn.checkpoints.Specimen...
+    >>> _ = buffer.seek(0)
+    >>> del lesson.Specimen                  # next month's refactor moves the class to another file
+    >>> try:
+    ...     torch.load(buffer, weights_only=False)
+    ... finally:
+    ...     lesson.Specimen = Specimen       # (the Professor puts it back)
+    Traceback (most recent call last):
+    ...
+    AttributeError: Can't get attribute 'Specimen' on <module 'torchenstein.nn.checkpoints' from '...checkpoints.py'>
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: `strict=False` and the silent amnesia"
     "It loaded without errors!" It did, and it left the head at its random initialisation, because the
     head was called `output` when the checkpoint was written. `strict=False` is a promise to read the
     returned keys, not permission to ignore them. Check them, or rename and load strictly.
 
-```pycon
->>> old = {name.replace("head.", "output."): t for name, t in model.state_dict().items()}
->>> patient = Specimen().eval()
->>> _ = model.eval()
->>> result = patient.load_state_dict(old, strict=False)
->>> result.missing_keys, torch.equal(patient(x), model(x))
-(['head.weight', 'head.bias'], False)
->>> renamed = {name.replace("output.", "head.", 1): t for name, t in old.items()}
->>> patient.load_state_dict(renamed)
-<All keys matched successfully>
->>> torch.equal(patient(x), model(x))
-True
+    ```pycon
+    >>> old = {name.replace("head.", "output."): t for name, t in model.state_dict().items()}
+    >>> patient = Specimen().eval()
+    >>> _ = model.eval()
+    >>> result = patient.load_state_dict(old, strict=False)
+    >>> {"missing": result.missing_keys, "same outputs": torch.equal(patient(x), model(x))}
+    {'missing': ['head.weight', 'head.bias'], 'same outputs': False}
+    >>> renamed = {name.replace("output.", "head.", 1): t for name, t in old.items()}
+    >>> patient.load_state_dict(renamed)
+    <All keys matched successfully>
+    >>> torch.equal(patient(x), model(x))
+    True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: saving the weights but not the optimizer"
     Adam's first step from an empty state moves every parameter by about the learning rate, whatever
     the gradient's size. Resuming with a fresh optimizer throws away its step count and running
     averages: the run jolts, even with every random generator restored.
 
-```pycon
->>> from torchenstein.nn.checkpoints import restore_rng_state
->>> _ = torch.manual_seed(0)
->>> model, optimizer = fresh_pair()
->>> _ = train_steps(model, optimizer, start=0, stop=5)
->>> weights, rng = copy.deepcopy(model.state_dict()), capture_rng_state()
->>> _ = train_steps(model, optimizer, start=5, stop=6)
->>> forgetful, forgetful_optimizer = fresh_pair()
->>> _ = forgetful.load_state_dict(weights)
->>> restore_rng_state(rng)
->>> _ = train_steps(forgetful, forgetful_optimizer, start=5, stop=6)
->>> torch.equal(forgetful.head.weight, model.head.weight)
-False
->>> optimizer.state[model.head.weight]["step"], forgetful_optimizer.state[forgetful.head.weight]["step"]
-(tensor(6.), tensor(1.))
+    ```pycon
+    >>> from torchenstein.nn.checkpoints import restore_rng_state
+    >>> _ = torch.manual_seed(0)
+    >>> model, optimizer = fresh_pair()
+    >>> _ = train_steps(model, optimizer, start=0, stop=5)
+    >>> weights, rng = copy.deepcopy(model.state_dict()), capture_rng_state()
+    >>> _ = train_steps(model, optimizer, start=5, stop=6)
+    >>> forgetful, forgetful_optimizer = fresh_pair()
+    >>> _ = forgetful.load_state_dict(weights)
+    >>> restore_rng_state(rng)
+    >>> _ = train_steps(forgetful, forgetful_optimizer, start=5, stop=6)
+    >>> torch.equal(forgetful.head.weight, model.head.weight)
+    False
+    >>> {"Adam's step count": optimizer.state[model.head.weight]["step"],
+    ...  "after a fresh start": forgetful_optimizer.state[forgetful.head.weight]["step"]}
+    {"Adam's step count": tensor(6.), 'after a fresh start': tensor(1.)}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: writing over the only copy"
     `torch.save(obj, path)` opens `path` for writing at once, which empties the old file. If the save dies
     halfway (a full disk, a killed job, an object that cannot be pickled), the old checkpoint is already
     gone and the new one is garbage. `atomic_save` writes beside it and swaps only a finished file in.
 
-```pycon
->>> from torchenstein.nn.checkpoints import atomic_save
->>> class PowerCut:
-...     def __reduce__(self):
-...         raise OSError("the lab lost power mid-save")
->>> with tempfile.TemporaryDirectory() as lab:
-...     path = os.path.join(lab, "latest.pt")
-...     torch.save({"w": torch.ones(3)}, path)
-...     try:
-...         torch.save({"w": torch.zeros(3), "oops": PowerCut()}, path)   # Dr. Hammer, in place
-...     except OSError:
-...         pass
-...     try:
-...         torch.load(path, weights_only=True)
-...     except Exception:
-...         print("the old checkpoint is lost")
-...     atomic_save({"w": torch.ones(3)}, path)
-...     try:
-...         atomic_save({"w": torch.zeros(3), "oops": PowerCut()}, path)   # the Professor, atomically
-...     except OSError as err:
-...         print(err)
-...     print(torch.load(path, weights_only=True)["w"], os.listdir(lab))
-the old checkpoint is lost
-the lab lost power mid-save
-tensor([1., 1., 1.]) ['latest.pt']
+    ```pycon
+    >>> from torchenstein.nn.checkpoints import atomic_save
+    >>> class PowerCut:
+    ...     def __reduce__(self):
+    ...         raise OSError("the lab lost power mid-save")
+    >>> with tempfile.TemporaryDirectory() as lab:
+    ...     path = os.path.join(lab, "latest.pt")
+    ...     torch.save({"w": torch.ones(3)}, path)
+    ...     try:
+    ...         torch.save({"w": torch.zeros(3), "oops": PowerCut()}, path)   # Dr. Hammer, in place
+    ...     except OSError:
+    ...         pass
+    ...     try:
+    ...         torch.load(path, weights_only=True)
+    ...     except Exception:
+    ...         print("the old checkpoint is lost")
+    ...     atomic_save({"w": torch.ones(3)}, path)
+    ...     try:
+    ...         atomic_save({"w": torch.zeros(3), "oops": PowerCut()}, path)   # the Professor, atomically
+    ...     except OSError as err:
+    ...         print(err)
+    ...     print(torch.load(path, weights_only=True)["w"], os.listdir(lab))
+    the old checkpoint is lost
+    the lab lost power mid-save
+    tensor([1., 1., 1.]) ['latest.pt']
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the snapshot that keeps training"
     Keeping the best model so far as `best = model.state_dict()` keeps *references*: the optimizer updates
     the parameters in place, so "best" follows the model. Copy it.
 
-```pycon
->>> best = model.state_dict()
->>> best_copy = copy.deepcopy(model.state_dict())
->>> _ = train_steps(model, optimizer, start=6, stop=8)
->>> torch.equal(best["head.weight"], model.head.weight), torch.equal(best_copy["head.weight"], model.head.weight)
-(True, False)
+    ```pycon
+    >>> best = model.state_dict()
+    >>> best_copy = copy.deepcopy(model.state_dict())
+    >>> _ = train_steps(model, optimizer, start=6, stop=8)
+    >>> {"best follows the model": torch.equal(best["head.weight"], model.head.weight),
+    ...  "the copy follows the model": torch.equal(best_copy["head.weight"], model.head.weight)}
+    {'best follows the model': True, 'the copy follows the model': False}
 
-```
+    ```
 
 ## Challenges
 
@@ -545,8 +576,10 @@ def regression_batch(step: int, *, batch_size: int = 32, in_features: int = 4) -
 
     Examples:
         >>> x, y = regression_batch(3)
-        >>> x.shape, y.shape, torch.equal(x, regression_batch(3)[0])
-        (torch.Size([32, 4]), torch.Size([32, 1]), True)
+        >>> x.shape, y.shape
+        (torch.Size([32, 4]), torch.Size([32, 1]))
+        >>> torch.equal(x, regression_batch(3)[0])   # the same step, the same batch
+        True
     """
     _check_step(step)
     # A private generator seeded by the step leaves the global generators alone: dropout is then the
@@ -684,10 +717,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     """
     import numpy as np
 
-    expected = ["cuda", "numpy", "python", "torch"]
-    if not isinstance(state, Mapping) or sorted(state) != expected:
-        got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
-        raise ValueError(f"state must hold the keys {expected}, got {got}")
+    _check_rng_state(state)
     torch.set_rng_state(state["torch"].cpu())
     if torch.cuda.is_available():
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
@@ -751,6 +781,8 @@ def save_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     step: int,
+    scheduler: Any | None = None,
+    scaler: Any | None = None,
     extra: dict | None = None,
 ) -> None:
     """Atomically save everything needed to resume training at ``step``.
@@ -760,11 +792,14 @@ def save_checkpoint(
         model: the model; its ``state_dict`` is saved.
         optimizer: its optimizer; its ``state_dict`` is saved.
         step: the number of the next step to take, a non-negative int.
+        scheduler: the learning-rate scheduler, if the run has one (anything with ``state_dict``);
+            ``None`` is saved when there is none.
+        scaler: the mixed-precision ``GradScaler``, if the run has one; ``None`` likewise.
         extra: anything else worth keeping (a config, the best score), made of tensors and plain Python
             containers, numbers and strings so that it loads under ``weights_only=True``.
 
     Raises:
-        TypeError: if ``model``, ``optimizer`` or ``extra`` has the wrong type.
+        TypeError: if ``model``, ``optimizer``, ``scheduler``, ``scaler`` or ``extra`` has the wrong type.
         ValueError: if ``step`` is not a non-negative int.
 
     Examples:
@@ -776,13 +811,16 @@ def save_checkpoint(
         ...     load_checkpoint(os.path.join(lab, "c.pt"), model=model, optimizer=optimizer)
         0
     """
-    _check_model_and_optimizer(model, optimizer)
+    _check_model_and_optimizer(model, optimizer, scheduler, scaler)
     _check_step(step)
-    if extra is not None and not isinstance(extra, dict):
-        raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
+    _check_extra(extra)
     checkpoint = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
+        # The scheduler's step count and the scaler's loss scale: without them a resumed run restarts
+        # its schedule (warm-up and all) and its loss scale from the beginning.
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "scaler": None if scaler is None else scaler.state_dict(),
         "step": step,
         "rng": capture_rng_state(),
         "extra": {} if extra is None else extra,
@@ -792,8 +830,9 @@ def save_checkpoint(
     atomic_save(checkpoint, path)
 
 
-def load_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Restore a model, its optimizer and every random generator from ``save_checkpoint``'s file.
+def load_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any | None = None, scaler: Any | None = None) -> int:
+    """Restore a model, its optimizer, scheduler, scaler and every random generator from ``save_checkpoint``'s file.
 
     Everything is checked before anything is changed: a checkpoint that does not fit leaves the model
     and the optimizer as they were. Tensors are loaded to the CPU first; ``load_state_dict`` then copies
@@ -803,14 +842,17 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer: tor
         path: the checkpoint file.
         model: a model of the same architecture.
         optimizer: an optimizer of the same kind over ``model``'s parameters.
+        scheduler: the run's learning-rate scheduler; required exactly when the checkpoint holds one.
+        scaler: the run's ``GradScaler``; required exactly when the checkpoint holds one.
 
     Returns:
         The step saved in the checkpoint: the next step to take.
 
     Raises:
         FileNotFoundError: if there is no file at ``path``.
-        TypeError: if ``model`` or ``optimizer`` has the wrong type.
-        ValueError: if the file is not a training checkpoint or does not fit ``model`` and ``optimizer``.
+        TypeError: if ``model``, ``optimizer``, ``scheduler`` or ``scaler`` has the wrong type.
+        ValueError: if the file is not a training checkpoint, does not fit ``model`` and ``optimizer``,
+            or holds a scheduler or scaler state that was not asked for (or lacks one that was).
 
     Examples:
         >>> load_checkpoint("missing.pt", model=Specimen(), optimizer=None)
@@ -818,48 +860,21 @@ def load_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer: tor
         ...
         TypeError: optimizer must be a torch.optim.Optimizer, got NoneType
     """
-    _check_model_and_optimizer(model, optimizer)
+    _check_model_and_optimizer(model, optimizer, scheduler, scaler)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path!r}")
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    keys = sorted(checkpoint) if isinstance(checkpoint, dict) else []
-    lacking = [key for key in ("model", "optimizer", "rng", "step") if key not in keys]
-    if lacking:
-        raise ValueError(f"{path!r} is not a training checkpoint: it lacks the keys {lacking} (it has {keys})")
-    _check_state_fits(checkpoint["model"], model.state_dict(), path)
-    saved_groups = [len(group["params"]) for group in checkpoint["optimizer"]["param_groups"]]
-    groups = [len(group["params"]) for group in optimizer.param_groups]
-    if saved_groups != groups:
-        raise ValueError(f"{path!r} holds an optimizer with parameter groups of sizes {saved_groups}, "
-                         f"this optimizer has {groups}")  # fmt: skip
+    _check_checkpoint_fits(checkpoint, path, model, optimizer, scheduler=scheduler, scaler=scaler)
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    if scaler is not None:
+        scaler.load_state_dict(checkpoint["scaler"])
     # Last of all, the random generators: nothing after this line may draw a random number.
     restore_rng_state(checkpoint["rng"])
     return checkpoint["step"]
-
-
-def _check_step(step: object, name: str = "step") -> None:
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {step!r}")
-
-
-def _check_model_and_optimizer(model: object, optimizer: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-
-
-def _check_state_fits(saved: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], path: str) -> None:
-    missing = [key for key in expected if key not in saved]
-    unexpected = [key for key in saved if key not in expected]
-    sizes = [f"{key}: {tuple(saved[key].shape)} vs {tuple(t.shape)}" for key, t in expected.items()
-             if key in saved and saved[key].shape != t.shape]  # fmt: skip
-    if missing or unexpected or sizes:
-        raise ValueError(f"the model in {path!r} does not fit this model (nothing was loaded): "
-                         f"missing {missing}, unexpected {unexpected}, size mismatches {sizes}")  # fmt: skip
 
 
 def plot_resume(*, steps: int = 40, stop_at: int = 20) -> Figure:
@@ -879,13 +894,13 @@ def plot_resume(*, steps: int = 40, stop_at: int = 20) -> Figure:
 
     Examples:
         >>> fig = plot_resume(steps=4, stop_at=2)
-        >>> len(fig.axes), len(fig.axes[0].lines)
-        (1, 4)
+        >>> [len(ax.lines) for ax in fig.axes]   # one axes: three curves and the stop line
+        [4]
     """
     import tempfile
 
-    if not (isinstance(steps, int) and isinstance(stop_at, int) and 0 < stop_at < steps):
-        raise ValueError(f"need 0 < stop_at < steps, got stop_at={stop_at!r}, steps={steps!r}")
+    _check_plot_steps(steps, stop_at)
+
     def fresh_pair() -> tuple[Specimen, torch.optim.Adam]:
         model = Specimen()
         return model, torch.optim.Adam(model.parameters(), lr=0.05)
@@ -942,13 +957,7 @@ def rename_state_dict_keys(state_dict: Mapping[str, torch.Tensor], old_prefix: s
         >>> list(rename_state_dict_keys(state, "module", ""))
         ['head.weight', 'head.bias']
     """
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
-    for name, prefix in (("old_prefix", old_prefix), ("new_prefix", new_prefix)):
-        if not isinstance(prefix, str):
-            raise TypeError(f"{name} must be a str, got {type(prefix).__name__}")
-        if prefix.endswith("."):
-            raise ValueError(f"{name} must be a module path without a trailing '.', got {prefix!r}")
+    _check_rename_arguments(state_dict, old_prefix, new_prefix)
 
     def move(key: str, *, module_path: bool = False) -> str | None:
         # A key is under a prefix only at a dot boundary: "head" owns "head.weight", not "header.weight".
@@ -1018,3 +1027,80 @@ def check_rename_state_dict_keys(candidate) -> None:
         pass
     else:
         raise AssertionError("renaming 'a' to 'b' when 'b.w' exists must raise ValueError (two keys 'b.w')")
+
+
+# Argument checks, kept at the foot so that the rituals of saving and loading read first.
+
+
+def _check_step(step: object, name: str = "step") -> None:
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {step!r}")
+
+
+def _check_model_and_optimizer(model: object, optimizer: object, scheduler: object = None, scaler: object = None) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    for name, value in (("scheduler", scheduler), ("scaler", scaler)):
+        if value is not None and not (callable(getattr(value, "state_dict", None)) and callable(getattr(value, "load_state_dict", None))):
+            raise TypeError(f"{name} must have state_dict() and load_state_dict(), got {type(value).__name__}")
+
+
+def _check_extra(extra: object) -> None:
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"extra must be a dict or None, got {type(extra).__name__}")
+
+
+def _check_checkpoint_fits(checkpoint: object, path: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                           **companions: object) -> None:
+    keys = sorted(checkpoint) if isinstance(checkpoint, dict) else []
+    lacking = [key for key in ("model", "optimizer", "rng", "step") if key not in keys]
+    if lacking:
+        raise ValueError(f"{path!r} is not a training checkpoint: it lacks the keys {lacking} (it has {keys})")
+    _check_state_fits(checkpoint["model"], model.state_dict(), path)
+    saved_groups = [len(group["params"]) for group in checkpoint["optimizer"]["param_groups"]]
+    groups = [len(group["params"]) for group in optimizer.param_groups]
+    if saved_groups != groups:
+        raise ValueError(f"{path!r} holds an optimizer with parameter groups of sizes {saved_groups}, "
+                         f"this optimizer has {groups}")  # fmt: skip
+    # A scheduler or scaler state must be restored when it was saved, and can only be when it was: a
+    # fresh scheduler would silently restart the schedule, a fresh scaler the loss scale.
+    for name, companion in companions.items():
+        saved = checkpoint.get(name)
+        if saved is not None and companion is None:
+            raise ValueError(f"{path!r} holds a {name} state: pass {name}= to restore it, or the run restarts it")
+        if saved is None and companion is not None:
+            raise ValueError(f"{path!r} holds no {name} state to restore into the {name} given")
+
+
+def _check_state_fits(saved: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], path: str) -> None:
+    missing = [key for key in expected if key not in saved]
+    unexpected = [key for key in saved if key not in expected]
+    sizes = [f"{key}: {tuple(saved[key].shape)} vs {tuple(t.shape)}" for key, t in expected.items()
+             if key in saved and saved[key].shape != t.shape]  # fmt: skip
+    if missing or unexpected or sizes:
+        raise ValueError(f"the model in {path!r} does not fit this model (nothing was loaded): "
+                         f"missing {missing}, unexpected {unexpected}, size mismatches {sizes}")  # fmt: skip
+
+
+def _check_rng_state(state: object) -> None:
+    expected = ["cuda", "numpy", "python", "torch"]
+    if not isinstance(state, Mapping) or sorted(state) != expected:
+        got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(f"state must hold the keys {expected}, got {got}")
+
+
+def _check_plot_steps(steps: object, stop_at: object) -> None:
+    if not (isinstance(steps, int) and isinstance(stop_at, int) and 0 < stop_at < steps):
+        raise ValueError(f"need 0 < stop_at < steps, got stop_at={stop_at!r}, steps={steps!r}")
+
+
+def _check_rename_arguments(state_dict: object, old_prefix: object, new_prefix: object) -> None:
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+    for name, prefix in (("old_prefix", old_prefix), ("new_prefix", new_prefix)):
+        if not isinstance(prefix, str):
+            raise TypeError(f"{name} must be a str, got {type(prefix).__name__}")
+        if prefix.endswith("."):
+            raise ValueError(f"{name} must be a module path without a trailing '.', got {prefix!r}")

@@ -35,8 +35,10 @@ feeds each module's output to the next: $y = c(b(a(x)))$. The names become the f
 >>> mlp = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
 >>> mlp(torch.randn(5, 3)).shape  # (batch, 3) -> (batch, 8) -> (batch, 2)
 torch.Size([5, 2])
->>> list(mlp._modules), list(mlp.state_dict())
-(['0', '1', '2'], ['0.weight', '0.bias', '2.weight', '2.bias'])
+>>> list(mlp._modules)
+['0', '1', '2']
+>>> list(mlp.state_dict())
+['0.weight', '0.bias', '2.weight', '2.bias']
 
 ```
 
@@ -44,29 +46,53 @@ Pass a single `OrderedDict` instead and you choose the names. Each one also beco
 
 ```pycon
 >>> named = nn.Sequential(OrderedDict([("hidden", nn.Linear(3, 8)), ("act", nn.ReLU()), ("out", nn.Linear(8, 2))]))
->>> list(named.state_dict()), named.hidden is named[0]
-(['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias'], True)
+>>> list(named.state_dict())
+['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+>>> named.hidden is named[0]
+True
 
 ```
 
 A `Sequential` behaves like a list of its modules: integer indices (negative ones too), `len`,
-iteration, `append`, `extend`, `insert` and item assignment. A slice is a *new* `Sequential` holding
-the *same* module objects, so it shares their weights; it keeps the original names:
+iteration, `append`, `extend`, `insert`, item assignment, `del` and `pop`. A slice is a *new*
+`Sequential` holding the *same* module objects, so it shares their weights; it keeps the original names
+(remember that: it is the root of a trap below):
 
 ```pycon
 >>> mlp[0], mlp[-1]
 (Linear(in_features=3, out_features=8, bias=True), Linear(in_features=8, out_features=2, bias=True))
 >>> trunk = mlp[:2]  # the hidden features, before the last layer
->>> type(trunk).__name__, len(trunk), trunk[0] is mlp[0], trunk(torch.randn(5, 3)).shape
-('Sequential', 2, True, torch.Size([5, 8]))
+>>> {"type": type(trunk).__name__, "length": len(trunk), "shares layer 0": trunk[0] is mlp[0]}
+{'type': 'Sequential', 'length': 2, 'shares layer 0': True}
+>>> trunk(torch.randn(5, 3)).shape
+torch.Size([5, 8])
 >>> list(mlp[1:].state_dict())
 ['2.weight', '2.bias']
 >>> [type(layer).__name__ for layer in mlp]
 ['Linear', 'ReLU', 'Linear']
 >>> mlp[-1] = nn.Linear(8, 4)  # a new last layer: the classic transfer-learning transplant
 >>> _ = mlp.append(nn.Softmax(dim=-1))
->>> len(mlp), mlp(torch.randn(5, 3)).shape, torch.allclose(mlp(torch.randn(5, 3)).sum(dim=-1), torch.ones(5))
-(4, torch.Size([5, 4]), True)
+>>> probabilities = mlp(torch.randn(5, 3))
+>>> {"length": len(mlp), "output": tuple(probabilities.shape), "rows sum to 1": torch.allclose(probabilities.sum(-1), torch.ones(5))}
+{'length': 4, 'output': (5, 4), 'rows sum to 1': True}
+
+```
+
+Deleting renumbers what is left from 0, *even in a named `Sequential`* (the names are lost), and `pop`
+is a lookup followed by a deletion. `+` chains two `Sequential`s into a new one, numbered afresh, and
+`* k` repeats the *same* modules `k` times (shared weights, not copies):
+
+```pycon
+>>> last = mlp.pop(-1)  # the Softmax again
+>>> del named[1]
+>>> list(named._modules)
+['0', '1']
+>>> longer = mlp + nn.Sequential(nn.ReLU())
+>>> {"names": list(longer._modules), "shares layer 0": longer[0] is mlp[0]}
+{'names': ['0', '1', '2', '3'], 'shares layer 0': True}
+>>> tripled = nn.Sequential(nn.Linear(4, 4)) * 3
+>>> {"length": len(tripled), "one layer three times": tripled[0] is tripled[2]}
+{'length': 3, 'one layer three times': True}
 
 ```
 
@@ -94,10 +120,12 @@ way down, so the last one adds the input itself:
 ...             x = torch.relu(layer(x)) + skips.pop()  # rejoin the input of the partner rung
 ...         return x
 >>> ladder = Ladder(width=4, rungs=3)
->>> ladder(torch.randn(2, 4)).shape, len(ladder.down), len(list(ladder.parameters()))
-(torch.Size([2, 4]), 3, 12)
->>> list(ladder.state_dict())[:3], list(ladder.state_dict())[-1]
-(['down.0.weight', 'down.0.bias', 'down.1.weight'], 'up.2.bias')
+>>> ladder(torch.randn(2, 4)).shape
+torch.Size([2, 4])
+>>> {"rungs down": len(ladder.down), "parameter tensors": len(list(ladder.parameters()))}
+{'rungs down': 3, 'parameter tensors': 12}
+>>> {"first keys": list(ladder.state_dict())[:3], "last key": list(ladder.state_dict())[-1]}
+{'first keys': ['down.0.weight', 'down.0.bias', 'down.1.weight'], 'last key': 'up.2.bias'}
 
 ```
 
@@ -109,10 +137,12 @@ A `ModuleList` grows like a Python list. Its slices are numbered afresh from 0, 
 >>> _ = layers.append(nn.ReLU())
 >>> _ = layers.extend([nn.Linear(2, 2), nn.Tanh()])
 >>> layers.insert(1, nn.Dropout(0.1))
->>> [type(m).__name__ for m in layers], layers[-2] is layers[3]
-(['Linear', 'Dropout', 'ReLU', 'Linear', 'Tanh'], True)
->>> type(layers[1:]).__name__, list(layers[1:].state_dict())  # the Linear at 3 is "2" in the slice
-('ModuleList', ['2.weight', '2.bias'])
+>>> [type(m).__name__ for m in layers]
+['Linear', 'Dropout', 'ReLU', 'Linear', 'Tanh']
+>>> layers[-2] is layers[3]
+True
+>>> {"type": type(layers[1:]).__name__, "keys": list(layers[1:].state_dict())}  # the Linear at 3 is "2" in the slice
+{'type': 'ModuleList', 'keys': ['2.weight', '2.bias']}
 >>> layers(torch.randn(2, 2))
 Traceback (most recent call last):
 ...
@@ -131,8 +161,8 @@ adapter per language), give them names with an `nn.ModuleDict`. It keeps inserti
 >>> features = torch.randn(2, 4)
 >>> {name: tuple(head(features).shape) for name, head in heads.items()}
 {'species': (2, 3), 'age': (2, 1)}
->>> heads["age"] is heads.age, "species" in heads, list(heads.keys()), len(heads)
-(True, True, ['species', 'age'], 2)
+>>> {"item is attribute": heads["age"] is heads.age, "'species' in heads": "species" in heads, "keys": list(heads.keys())}
+{'item is attribute': True, "'species' in heads": True, 'keys': ['species', 'age']}
 >>> heads["mood"] = nn.Linear(4, 5)
 >>> list(heads.state_dict())
 ['species.weight', 'species.bias', 'age.weight', 'age.bias', 'mood.weight', 'mood.bias']
@@ -170,8 +200,10 @@ lookups that reaches it.
 ['blocks.1.norm.weight', 'blocks.1.norm.bias', 'blocks.1.mlp.0.weight', 'blocks.1.mlp.0.bias', 'blocks.1.mlp.2.weight', 'blocks.1.mlp.2.bias']
 >>> tower.blocks[1].mlp[0].weight is tower.get_parameter("blocks.1.mlp.0.weight")
 True
->>> tower.get_submodule("blocks.1.mlp.0"), tower.state_dict()["heads.label.weight"].shape
-(Linear(in_features=4, out_features=8, bias=True), torch.Size([3, 4]))
+>>> tower.get_submodule("blocks.1.mlp.0")
+Linear(in_features=4, out_features=8, bias=True)
+>>> tower.state_dict()["heads.label.weight"].shape
+torch.Size([3, 4])
 >>> {name: out.shape for name, out in tower(torch.randn(5, 4)).items()}
 {'label': torch.Size([5, 3]), 'score': torch.Size([5, 1])}
 >>> [name for name, _ in tower.named_modules()][:6]
@@ -194,18 +226,22 @@ same names, and load each other's `state_dict`:
 >>> _ = torch.manual_seed(0)
 >>> ours = Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
 >>> theirs = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
->>> list(ours.state_dict()) == list(theirs.state_dict()), theirs.load_state_dict(ours.state_dict())
-(True, <All keys matched successfully>)
+>>> list(ours.state_dict()) == list(theirs.state_dict())
+True
+>>> theirs.load_state_dict(ours.state_dict())
+<All keys matched successfully>
 >>> x = torch.randn(5, 3)
->>> torch.equal(ours(x), theirs(x)), torch.equal(ours[1:](ours[0](x)), ours(x))
-(True, True)
+>>> {"same output": torch.equal(ours(x), theirs(x)), "slice after layer 0": torch.equal(ours[1:](ours[0](x)), ours(x))}
+{'same output': True, 'slice after layer 0': True}
 >>> def nested(seq, lst, dct):
 ...     return dct({"stem": seq(nn.Linear(2, 2)), "blocks": lst([seq(nn.Linear(2, 2), nn.GELU()) for _ in range(2)])})
 >>> mine, torchs = nested(Sequential, ModuleList, ModuleDict), nested(nn.Sequential, nn.ModuleList, nn.ModuleDict)
 >>> [n for n, _ in mine.named_modules()] == [n for n, _ in torchs.named_modules()]
 True
->>> list(mine.state_dict())[-2:], mine.load_state_dict(torchs.state_dict())
-(['blocks.1.0.weight', 'blocks.1.0.bias'], <All keys matched successfully>)
+>>> list(mine.state_dict())[-2:]
+['blocks.1.0.weight', 'blocks.1.0.bias']
+>>> mine.load_state_dict(torchs.state_dict())
+<All keys matched successfully>
 
 ```
 
@@ -228,9 +264,25 @@ TypeError: ModuleDict: the module at key 'head' must be an nn.Module instance, g
 
 ```
 
-Deliberate differences: ours refuses `None` (PyTorch files it as an empty slot), our `insert` takes
-negative positions on a `ModuleList` too, and PyTorch prints a run of identical layers in a `ModuleList`
-on one line with a count, where ours prints every member, as any module does.
+Ours has every public method of PyTorch's three containers (as of torch 2.13): `Sequential`'s
+indexing, slicing, item assignment, `del`, `pop`, `len`, iteration, `append`, `extend`, `insert`, `+`,
+`+=`, `*`, `*=` and a `dir()` that hides the numeric names; `ModuleList`'s indexing, slicing, item
+assignment, `del`, `pop`, `len`, iteration, `append`, `extend`, `insert`, `+`, `+=` and `dir()`; and
+`ModuleDict`'s item get, set and delete, `in`, `len`, iteration, `keys`, `items`, `values`, `update`,
+`pop` and `clear`. The tests hold each one against PyTorch's.
+
+!!! note "Where it differs from PyTorch"
+    - `None` as a module: PyTorch files it as an empty slot; ours refuses it with a `TypeError`.
+    - `Sequential.insert` of something that is not a module: PyTorch raises `AssertionError` (an
+      `assert`, which `python -O` strips); ours raises `TypeError`.
+    - `ModuleList.insert`: PyTorch handles only `0 <= index <= len` (a negative index raises `KeyError`
+      after moving some modules, an index past the end leaves a gap in the numbering); ours takes
+      negative positions as `list.insert` does and refuses positions beyond either end with `IndexError`.
+    - `Sequential.insert` and `*=` on a `Sequential` whose names are not `"0"`, `"1"`, ... (a named one,
+      or a slice): both raise `KeyError`, ours with a message that says why.
+    - `+` accepts PyTorch's `nn.Sequential` as well as ours (PyTorch's `+` accepts only its own class).
+    - The printout: PyTorch's `ModuleList` compresses a run of identical layers into one line with a
+      count; ours prints every member, as any module does.
 
 ## Dr. Hammer's traps
 
@@ -241,39 +293,40 @@ on one line with a count, where ours prints every member, as any module does.
     not list them, so the optimiser never steps them; `state_dict()` does not save them and `to()`
     does not move them.
 
-```pycon
->>> class HammerStack(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.layers = [nn.Linear(4, 4) for _ in range(3)]  # a plain list: invisible to the module
-...         self.head = nn.Linear(4, 1)
-...     def forward(self, x):
-...         for layer in self.layers:
-...             x = torch.relu(layer(x))
-...         return self.head(x)
->>> _ = torch.manual_seed(0)
->>> hammer = HammerStack()
->>> list(hammer.state_dict())
-['head.weight', 'head.bias']
->>> def hidden_weights_move(model):  # one SGD step: did each hidden layer's weight change?
-...     before = [layer.weight.clone() for layer in model.layers]
-...     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
-...     model(torch.randn(8, 4)).pow(2).mean().backward()
-...     optimiser.step()
-...     return [not torch.equal(layer.weight, old) for layer, old in zip(model.layers, before)]
->>> hidden_weights_move(hammer), hammer.layers[0].weight.grad is None
-([False, False, False], False)
->>> hammer.to(torch.float64).layers[0].weight.dtype, hammer.head.weight.dtype
-(torch.float32, torch.float64)
->>> class FixedStack(HammerStack):
-...     def __init__(self):
-...         super().__init__()
-...         self.layers = nn.ModuleList(self.layers)  # the same layers, now registered
->>> fixed = FixedStack()
->>> hidden_weights_move(fixed), len(fixed.state_dict())
-([True, True, True], 8)
+    ```pycon
+    >>> class HammerStack(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.layers = [nn.Linear(4, 4) for _ in range(3)]  # a plain list: invisible to the module
+    ...         self.head = nn.Linear(4, 1)
+    ...     def forward(self, x):
+    ...         for layer in self.layers:
+    ...             x = torch.relu(layer(x))
+    ...         return self.head(x)
+    >>> _ = torch.manual_seed(0)
+    >>> hammer = HammerStack()
+    >>> list(hammer.state_dict())
+    ['head.weight', 'head.bias']
+    >>> def hidden_weights_move(model):  # one SGD step: did each hidden layer's weight change?
+    ...     before = [layer.weight.clone() for layer in model.layers]
+    ...     optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    ...     model(torch.randn(8, 4)).pow(2).mean().backward()
+    ...     optimiser.step()
+    ...     return [not torch.equal(layer.weight, old) for layer, old in zip(model.layers, before)]
+    >>> {"hidden weights moved": hidden_weights_move(hammer), "they got a gradient": hammer.layers[0].weight.grad is not None}
+    {'hidden weights moved': [False, False, False], 'they got a gradient': True}
+    >>> _ = hammer.to(torch.float64)
+    >>> {"hidden": hammer.layers[0].weight.dtype, "head": hammer.head.weight.dtype}
+    {'hidden': torch.float32, 'head': torch.float64}
+    >>> class FixedStack(HammerStack):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.layers = nn.ModuleList(self.layers)  # the same layers, now registered
+    >>> fixed = FixedStack()
+    >>> {"hidden weights moved": hidden_weights_move(fixed), "state_dict keys": len(fixed.state_dict())}
+    {'hidden weights moved': [True, True, True], 'state_dict keys': 8}
 
-```
+    ```
 
 Gradients computed, then thrown away: the most expensive way to train a head alone. The figure counts
 the scalar parameters each way of holding the same three hidden layers actually *uses* in its forward
@@ -286,25 +339,25 @@ pass (found by walking the autograd graph back to its leaves) against those `par
     a model that is *nothing but* those heads has no parameters at all, which at least makes the
     optimiser complain.
 
-```pycon
->>> class HammerHeads(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.heads = {"label": nn.Linear(4, 3), "score": nn.Linear(4, 1)}
->>> list(HammerHeads().state_dict())
-[]
->>> torch.optim.SGD(HammerHeads().parameters(), lr=0.1)
-Traceback (most recent call last):
-...
-ValueError: optimizer got an empty parameter list
->>> class FixedHeads(HammerHeads):
-...     def __init__(self):
-...         super().__init__()
-...         self.heads = nn.ModuleDict(self.heads)
->>> list(FixedHeads().state_dict())
-['heads.label.weight', 'heads.label.bias', 'heads.score.weight', 'heads.score.bias']
+    ```pycon
+    >>> class HammerHeads(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.heads = {"label": nn.Linear(4, 3), "score": nn.Linear(4, 1)}
+    >>> list(HammerHeads().state_dict())
+    []
+    >>> torch.optim.SGD(HammerHeads().parameters(), lr=0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer got an empty parameter list
+    >>> class FixedHeads(HammerHeads):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.heads = nn.ModuleDict(self.heads)
+    >>> list(FixedHeads().state_dict())
+    ['heads.label.weight', 'heads.label.bias', 'heads.score.weight', 'heads.score.bias']
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: one layer, three times"
     `[nn.Linear(4, 4)] * 3` is a list holding the *same* layer three times, not three layers. The
@@ -312,64 +365,87 @@ ValueError: optimizer got an empty parameter list
     yields each tensor once: the "deep" network has one layer's worth of weights. Sharing on purpose
     (tied embeddings) is fine; sharing by accident is not. Build each layer in a comprehension.
 
-```pycon
->>> clones = nn.Sequential(*[nn.Linear(4, 4)] * 3)
->>> clones[0] is clones[2], len(clones.state_dict()), len(list(clones.parameters()))
-(True, 6, 2)
->>> distinct = nn.Sequential(*[nn.Linear(4, 4) for _ in range(3)])
->>> distinct[0] is distinct[2], len(distinct.state_dict()), len(list(distinct.parameters()))
-(False, 6, 6)
+    ```pycon
+    >>> clones = nn.Sequential(*[nn.Linear(4, 4)] * 3)
+    >>> def census(seq):
+    ...     return {"0 is 2": seq[0] is seq[2], "keys": len(seq.state_dict()), "parameters": len(list(seq.parameters()))}
+    >>> census(clones)
+    {'0 is 2': True, 'keys': 6, 'parameters': 2}
+    >>> census(nn.Sequential(*[nn.Linear(4, 4) for _ in range(3)]))
+    {'0 is 2': False, 'keys': 6, 'parameters': 6}
 
-```
+    ```
+
+!!! hammer "Dr. Hammer's trap: growing a slice"
+    Dr. Hammer wants his network without its input layer, and a softmax on top:
+    `mlp[1:].append(nn.Softmax(dim=-1))`. The slice keeps its names, `"1"` and `"2"`, and `append`
+    files the new module under `str(len(self))`, which is `"2"`: the name of the last `Linear`. The
+    softmax silently *replaces* it, and the chain is as long as before. `+=` on the slice does the
+    same. (Ours behaves exactly like PyTorch's here; the tests hold both to it.) Build a fresh
+    `Sequential` from the slice's modules instead: `nn.Sequential(*mlp[1:], ...)` numbers from 0.
+
+    ```pycon
+    >>> mlp = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> tail = mlp[1:]
+    >>> list(tail._modules)
+    ['1', '2']
+    >>> _ = tail.append(nn.Softmax(dim=-1))
+    >>> [type(m).__name__ for m in tail]  # the Linear is gone
+    ['ReLU', 'Softmax']
+    >>> fixed = nn.Sequential(*mlp[1:], nn.Softmax(dim=-1))
+    >>> {name: type(m).__name__ for name, m in fixed.named_children()}
+    {'0': 'ReLU', '1': 'Linear', '2': 'Softmax'}
+
+    ```
 
 !!! hammer "Dr. Hammer's trap: building layers in `forward`"
     A layer created inside `forward` is born with fresh random weights on every call and dies after
     it. It is never registered, never trained, and the same input gives a different answer each time.
     Create layers in `__init__`; only *use* them in `forward`.
 
-```pycon
->>> class HammerHead(nn.Module):
-...     def forward(self, x):
-...         return nn.Linear(4, 2)(x)  # a new layer per call
->>> head, x = HammerHead(), torch.randn(3, 4)
->>> torch.equal(head(x), head(x)), len(list(head.parameters()))
-(False, 0)
->>> class FixedHead(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.proj = nn.Linear(4, 2)
-...     def forward(self, x):
-...         return self.proj(x)
->>> head = FixedHead()
->>> torch.equal(head(x), head(x)), len(list(head.parameters()))
-(True, 2)
+    ```pycon
+    >>> class HammerHead(nn.Module):
+    ...     def forward(self, x):
+    ...         return nn.Linear(4, 2)(x)  # a new layer per call
+    >>> head, x = HammerHead(), torch.randn(3, 4)
+    >>> {"repeatable": torch.equal(head(x), head(x)), "parameters": len(list(head.parameters()))}
+    {'repeatable': False, 'parameters': 0}
+    >>> class FixedHead(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.proj = nn.Linear(4, 2)
+    ...     def forward(self, x):
+    ...         return self.proj(x)
+    >>> head = FixedHead()
+    >>> {"repeatable": torch.equal(head(x), head(x)), "parameters": len(list(head.parameters()))}
+    {'repeatable': True, 'parameters': 2}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: a two-input module in a `Sequential`"
     `nn.Sequential` passes exactly one object from each module to the next. A module that needs two
     inputs cannot sit in it, and one that returns a tuple (an `nn.LSTM`: output and state) passes the
     whole tuple on. Write the forward yourself.
 
-```pycon
->>> class Gate(nn.Module):
-...     def forward(self, x, context):
-...         return x * torch.sigmoid(context)
->>> gated = nn.Sequential(nn.Linear(4, 4), Gate())
->>> gated(torch.randn(2, 4))
-Traceback (most recent call last):
-...
-TypeError: ...forward() missing 1 required positional argument: 'context'
->>> class GatedProjection(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.proj, self.gate = nn.Linear(4, 4), Gate()
-...     def forward(self, x, context):
-...         return self.gate(self.proj(x), context)
->>> GatedProjection()(torch.randn(2, 4), torch.randn(2, 4)).shape
-torch.Size([2, 4])
+    ```pycon
+    >>> class Gate(nn.Module):
+    ...     def forward(self, x, context):
+    ...         return x * torch.sigmoid(context)
+    >>> gated = nn.Sequential(nn.Linear(4, 4), Gate())
+    >>> gated(torch.randn(2, 4))
+    Traceback (most recent call last):
+    ...
+    TypeError: Gate.forward() missing 1 required positional argument: 'context'
+    >>> class GatedProjection(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.proj, self.gate = nn.Linear(4, 4), Gate()
+    ...     def forward(self, x, context):
+    ...         return self.gate(self.proj(x), context)
+    >>> GatedProjection()(torch.randn(2, 4), torch.randn(2, 4)).shape
+    torch.Size([2, 4])
 
-```
+    ```
 
 ## Challenges
 
@@ -402,6 +478,7 @@ from __future__ import annotations
 import operator
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import torch
@@ -413,43 +490,13 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _require_module(owner: str, where: str, module: object) -> None:
-    # The commonest slip is `nn.ReLU` without its parentheses: a class, not a module. It deserves its
-    # own sentence, and a plain dict given to `Sequential` deserves a hint about `OrderedDict`.
-    if isinstance(module, nn.Module):
-        return
-    if isinstance(module, type) and issubclass(module, nn.Module):
-        got = f"the class {module.__name__}; create one first: {module.__name__}()"
-    else:
-        got = type(module).__name__
-    hint = " (to name the modules of a Sequential, pass an OrderedDict)" if isinstance(module, dict) else ""
-    raise TypeError(f"{owner}: the module at {where} must be an nn.Module instance, got {got}{hint}")
-
-
-def _absolute_index(owner: str, idx: object, length: int, *, insert: bool = False) -> int:
-    # `operator.index` accepts anything that *is* an integer (a bool, a NumPy integer, a 0-d integer
-    # tensor) and refuses floats and strings, as Python lists do. Inserting may also happen *at* the
-    # end, so there `length` itself is a valid position.
-    try:
-        i = operator.index(idx)
-    except TypeError:
-        raise TypeError(f"{owner} indices must be integers or slices, got {type(idx).__name__}") from None
-    if not -length <= i < length + insert:
-        raise IndexError(f"{'insert ' * insert}index {i} is out of range for a {owner} of length {length}")
-    return i + length if i < 0 else i
-
-
-def _insert(container: nn.Module, index: int, module: nn.Module) -> None:
-    owner = type(container).__name__
-    position = _absolute_index(owner, index, len(container), insert=True)
-    _require_module(owner, f"index {index}", module)
-    modules = list(container._modules.values())
-    modules.insert(position, module)
-    # Empty the filing cabinet and file the modules again under "0", "1", ...: the names PyTorch's
-    # own list-like containers end up with after an insertion.
+def _renumber(container: nn.Module, modules: Iterable[nn.Module]) -> None:
+    # Empty the filing cabinet and file the modules again under "0", "1", ...: what PyTorch's list-like
+    # containers do after a deletion (a Sequential loses its custom names there, as PyTorch's does).
+    modules = list(modules)
     container._modules.clear()
-    for i, m in enumerate(modules):
-        container.register_module(str(i), m)
+    for i, module in enumerate(modules):
+        container.register_module(str(i), module)
 
 
 class Sequential(nn.Module):
@@ -457,8 +504,8 @@ class Sequential(nn.Module):
 
     Construct it from modules by position (named ``"0"``, ``"1"``, ...) or from one ``OrderedDict``
     of names to modules. It supports integer indexing (negative too), slicing (a new ``Sequential``
-    sharing the modules and keeping their names), item assignment, ``len``, iteration, ``append``,
-    ``extend`` and ``insert`` (which numbers the modules afresh).
+    sharing the modules and keeping their names), item assignment, ``del`` and ``pop`` (which number
+    the rest afresh), ``len``, iteration, ``append``, ``extend``, ``insert``, ``+``, ``+=``, ``*`` and ``*=``.
 
     Args:
         *args: modules, or a single ``OrderedDict`` mapping names to modules.
@@ -468,8 +515,10 @@ class Sequential(nn.Module):
 
     Examples:
         >>> seq = Sequential(nn.Linear(3, 4), nn.ReLU()).append(nn.Linear(4, 2))
-        >>> len(seq), seq(torch.ones(5, 3)).shape, list(seq.state_dict())
-        (3, torch.Size([5, 2]), ['0.weight', '0.bias', '2.weight', '2.bias'])
+        >>> seq(torch.ones(5, 3)).shape
+        torch.Size([5, 2])
+        >>> list(seq.state_dict())
+        ['0.weight', '0.bias', '2.weight', '2.bias']
     """
 
     def __init__(self, *args: nn.Module) -> None:
@@ -485,6 +534,12 @@ class Sequential(nn.Module):
             # a non-empty string without dots that does not shadow an attribute of the module.
             self.register_module(name, module)
 
+    def forward(self, input):
+        # One object in, one object out, module after module: the whole of Sequential's logic.
+        for module in self:
+            input = module(input)
+        return input
+
     def __getitem__(self, idx: int | slice) -> nn.Module:
         # A slice keeps the original names, so `seq[1:]` still calls its Linear "2", as PyTorch's does.
         if isinstance(idx, slice):
@@ -496,32 +551,78 @@ class Sequential(nn.Module):
         _require_module("Sequential", f"index {idx}", module)
         self.register_module(name, module)
 
+    def __delitem__(self, idx: int | slice) -> None:
+        doomed = set(range(len(self))[idx] if isinstance(idx, slice) else [_absolute_index("Sequential", idx, len(self))])
+        _renumber(self, (m for i, m in enumerate(self._modules.values()) if i not in doomed))
+
+    def pop(self, key: int | slice) -> nn.Module:
+        # A lookup, then a deletion: a slice pops a Sequential, keeping the names it had.
+        module = self[key]
+        del self[key]
+        return module
+
     def __len__(self) -> int:
         return len(self._modules)
 
     def __iter__(self) -> Iterator[nn.Module]:
         return iter(self._modules.values())
 
-    def forward(self, input):
-        # One object in, one object out, module after module: the whole of Sequential's logic.
-        for module in self:
-            input = module(input)
-        return input
+    def __dir__(self) -> list[str]:
+        # "0", "1", ... are attributes too, but not ones a reader wants to see in `dir()`.
+        return [key for key in super().__dir__() if not key.isdigit()]
 
     def append(self, module: nn.Module) -> Sequential:
+        # The new name is the current length, as in PyTorch. Right for a chain numbered 0 .. len - 1,
+        # and an overwrite for a slice that kept its names (see Dr. Hammer's trap "growing a slice").
         _require_module("Sequential", f"index {len(self)}", module)
         self.register_module(str(len(self)), module)
         return self
 
     def extend(self, sequential: Iterable[nn.Module]) -> Sequential:
-        if not isinstance(sequential, Iterable):
-            raise TypeError(f"Sequential.extend expects an iterable of modules, got {type(sequential).__name__}")
+        _require_iterable("Sequential.extend", sequential)
         for module in sequential:
             self.append(module)
         return self
 
     def insert(self, index: int, module: nn.Module) -> Sequential:
-        _insert(self, index, module)
+        n = len(self)
+        position = _absolute_index("Sequential", index, n, insert=True)
+        _require_module("Sequential", f"index {index}", module)
+        # PyTorch's own algorithm: shift the modules named str(n - 1) ... str(position) up by one name.
+        # It needs those names to exist, so a named Sequential is refused before anything moves.
+        _require_numbered("insert into", self, range(position, n))
+        for i in range(n, position, -1):
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(position)] = module
+        return self
+
+    def __add__(self, other: Sequential | nn.Sequential) -> Sequential:
+        # A new chain, numbered from 0: the layers of `self`, then those of `other`.
+        _require_sequential(other)
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other: Sequential | nn.Sequential) -> Sequential:
+        # In place: each new module is filed under its position, like `append` (and with its trap).
+        _require_sequential(other)
+        offset = len(self)
+        for i, module in enumerate(list(other)):
+            self.register_module(str(offset + i), module)
+        return self
+
+    def __mul__(self, other: int) -> Sequential:
+        # The *same* modules, `other` times over: shared weights, not copies.
+        _require_factor(self, other)
+        return Sequential(*(list(self) * other))
+
+    def __rmul__(self, other: int) -> Sequential:
+        return self.__mul__(other)
+
+    def __imul__(self, other: int) -> Sequential:
+        _require_factor(self, other)
+        n = len(self)
+        _require_numbered("*=", self, range(n))
+        for i in range(n, n * other):
+            self.register_module(str(i), self._modules[str(i % n)])
         return self
 
 
@@ -529,9 +630,10 @@ class ModuleList(nn.Module):
     """A list of registered modules with no forward of its own: `nn.ModuleList` rebuilt.
 
     It supports integer indexing (negative too), slicing (a new ``ModuleList`` numbered from 0),
-    item assignment, ``len``, iteration, ``append``, ``extend`` and ``insert``. Unlike PyTorch's,
-    ``insert`` accepts negative positions like ``list.insert`` does, and the printout lists every
-    member instead of compressing repeats.
+    item assignment, ``del``, ``pop``, ``len``, iteration, ``append``, ``extend``, ``insert``, ``+`` and
+    ``+=``. Unlike PyTorch's, ``insert`` accepts negative positions like ``list.insert`` does (and
+    refuses positions beyond either end), and the printout lists every member instead of compressing
+    repeats.
 
     Args:
         modules: an iterable of modules to start with, or ``None`` for an empty list.
@@ -542,8 +644,10 @@ class ModuleList(nn.Module):
     Examples:
         >>> blocks = ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
         >>> blocks.insert(0, nn.Identity())
-        >>> [type(m).__name__ for m in blocks], list(blocks[1:].state_dict())
-        (['Identity', 'Linear', 'Linear'], ['0.weight', '0.bias', '1.weight', '1.bias'])
+        >>> [type(m).__name__ for m in blocks]
+        ['Identity', 'Linear', 'Linear']
+        >>> list(blocks[1:].state_dict())
+        ['0.weight', '0.bias', '1.weight', '1.bias']
     """
 
     def __init__(self, modules: Iterable[nn.Module] | None = None) -> None:
@@ -561,11 +665,23 @@ class ModuleList(nn.Module):
         _require_module("ModuleList", f"index {i}", module)
         self.register_module(str(i), module)
 
+    def __delitem__(self, idx: int | slice) -> None:
+        doomed = set(range(len(self))[idx] if isinstance(idx, slice) else [_absolute_index("ModuleList", idx, len(self))])
+        _renumber(self, (m for i, m in enumerate(self._modules.values()) if i not in doomed))
+
+    def pop(self, key: int | slice) -> nn.Module:
+        module = self[key]
+        del self[key]
+        return module
+
     def __len__(self) -> int:
         return len(self._modules)
 
     def __iter__(self) -> Iterator[nn.Module]:
         return iter(self._modules.values())
+
+    def __dir__(self) -> list[str]:
+        return [key for key in super().__dir__() if not key.isdigit()]
 
     def append(self, module: nn.Module) -> ModuleList:
         # The next free number is the current length, because the names are always 0 .. len - 1.
@@ -574,21 +690,31 @@ class ModuleList(nn.Module):
         return self
 
     def extend(self, modules: Iterable[nn.Module]) -> ModuleList:
-        if not isinstance(modules, Iterable):
-            raise TypeError(f"ModuleList.extend expects an iterable of modules, got {type(modules).__name__}")
+        _require_iterable("ModuleList.extend", modules)
         for module in modules:
             self.append(module)
         return self
 
     def insert(self, index: int, module: nn.Module) -> None:
-        _insert(self, index, module)
+        position = _absolute_index("ModuleList", index, len(self), insert=True)
+        _require_module("ModuleList", f"index {index}", module)
+        modules = list(self._modules.values())
+        modules.insert(position, module)
+        _renumber(self, modules)
+
+    def __add__(self, other: Iterable[nn.Module]) -> ModuleList:
+        # A new list of the modules of both, numbered from 0; any iterable of modules will do.
+        return ModuleList(chain(self, other))
+
+    def __iadd__(self, modules: Iterable[nn.Module]) -> ModuleList:
+        return self.extend(modules)
 
 
 class ModuleDict(nn.Module):
     """An ordered dict of registered modules with string keys: `nn.ModuleDict` rebuilt.
 
     It supports ``d[key]`` (get, set, delete), ``in``, ``len``, iteration over the keys, ``keys()``,
-    ``items()``, ``values()`` and ``update()``, keeping insertion order.
+    ``items()``, ``values()``, ``update()``, ``pop()`` and ``clear()``, keeping insertion order.
 
     Args:
         modules: a mapping (a ``dict``, ``OrderedDict`` or module dict) from names to modules, an
@@ -601,8 +727,8 @@ class ModuleDict(nn.Module):
 
     Examples:
         >>> heads = ModuleDict([("label", nn.Linear(4, 3)), ("score", nn.Linear(4, 1))])
-        >>> list(heads), heads["score"].out_features, "label" in heads
-        (['label', 'score'], 1, True)
+        >>> {"keys": list(heads), "score outputs": heads["score"].out_features, "'label' in heads": "label" in heads}
+        {'keys': ['label', 'score'], 'score outputs': 1, "'label' in heads": True}
     """
 
     def __init__(self, modules: Mapping[str, nn.Module] | Iterable[tuple[str, nn.Module]] | None = None) -> None:
@@ -617,14 +743,20 @@ class ModuleDict(nn.Module):
             raise KeyError(f"ModuleDict has no key {key!r}; its keys are {list(self._modules)}") from None
 
     def __setitem__(self, key: str, module: nn.Module) -> None:
-        # PyTorch would say "module name should be a string"; we name the offending key as well.
-        if not isinstance(key, str):
-            raise TypeError(f"ModuleDict keys must be strings, got {key!r} of type {type(key).__name__}")
+        _require_key(key)
         _require_module("ModuleDict", f"key {key!r}", module)
         self.register_module(key, module)
 
     def __delitem__(self, key: str) -> None:
         del self._modules[key]
+
+    def pop(self, key: str) -> nn.Module:
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        self._modules.clear()
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -645,21 +777,7 @@ class ModuleDict(nn.Module):
         return self._modules.values()
 
     def update(self, modules: Mapping[str, nn.Module] | Iterable[tuple[str, nn.Module]]) -> None:
-        # Module dicts are not `Mapping`s in the `collections.abc` sense, so they are named explicitly.
-        if isinstance(modules, (Mapping, ModuleDict, nn.ModuleDict)):
-            pairs = list(modules.items())
-        elif isinstance(modules, Iterable):
-            pairs = []
-            for j, pair in enumerate(modules):
-                if not isinstance(pair, Iterable):
-                    raise TypeError(f"ModuleDict.update: element #{j} must be a (key, module) pair, got {type(pair).__name__}")
-                pair = tuple(pair)
-                if len(pair) != 2:
-                    raise ValueError(f"ModuleDict.update: element #{j} must be a (key, module) pair, got {len(pair)} items")
-                pairs.append(pair)
-        else:
-            raise TypeError(f"ModuleDict.update expects a mapping or (key, module) pairs, got {type(modules).__name__}")
-        for key, module in pairs:
+        for key, module in _key_module_pairs(modules):
             self[key] = module
 
 
@@ -676,15 +794,15 @@ class Tower(nn.Module):
 
     Examples:
         >>> tower = Tower(width=4, num_blocks=3)
-        >>> len(tower.blocks), list(tower.heads.keys()), tower(torch.ones(2, 4))["label"].shape
-        (3, ['label', 'score'], torch.Size([2, 3]))
+        >>> {"blocks": len(tower.blocks), "heads": list(tower.heads.keys())}
+        {'blocks': 3, 'heads': ['label', 'score']}
+        >>> tower(torch.ones(2, 4))["label"].shape
+        torch.Size([2, 3])
     """
 
     def __init__(self, width: int = 4, num_blocks: int = 2, num_classes: int = 3) -> None:
         super().__init__()
-        for name, value, low in (("width", width, 1), ("num_blocks", num_blocks, 0), ("num_classes", num_classes, 1)):
-            if value < low:
-                raise ValueError(f"{name} must be at least {low}, got {value}")
+        _check_counts(width=(width, 1), num_blocks=(num_blocks, 0), num_classes=(num_classes, 1))
         # Each block is a ModuleDict of a LayerNorm and an MLP (widen, bend, narrow back: the MLP of
         # every Transformer block, in miniature), so its parameters are named `blocks.<i>.mlp.<j>.*`.
         self.blocks = nn.ModuleList(
@@ -772,8 +890,7 @@ def plot_registration(*, depth: int = 3, width: int = 8) -> Figure:
         >>> len(fig.axes)
         1
     """
-    if depth < 1 or width < 1:
-        raise ValueError(f"depth and width must be at least 1, got depth={depth}, width={width}")
+    _check_counts(depth=(depth, 1), width=(width, 1))
     variants = _registration_variants(depth, width)
     x = torch.randn(2, width, generator=torch.Generator().manual_seed(0))
     used = [sum(t.numel() for t in _leaf_tensors(model(x))) for model in variants.values()]
@@ -789,13 +906,6 @@ def plot_registration(*, depth: int = 3, width: int = 8) -> Figure:
     ax.set(ylabel="scalar parameters", title=f"{depth} hidden layers of width {width} and a head, held six ways")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     return fig
-
-
-def _check_sizes(sizes: object) -> list[int]:
-    sizes = list(sizes) if isinstance(sizes, Iterable) else sizes
-    if not isinstance(sizes, list) or len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
-        raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
-    return sizes
 
 
 def sequential_mlp(sizes: Iterable[int], activation: Callable[[], nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -870,16 +980,15 @@ class ResidualStack(nn.Module):
 
     Examples:
         >>> stack = ResidualStack(num_blocks=2, width=3)
-        >>> stack(torch.zeros(4, 3)).shape, list(stack.state_dict())[:2]
-        (torch.Size([4, 3]), ['blocks.0.weight', 'blocks.0.bias'])
+        >>> stack(torch.zeros(4, 3)).shape
+        torch.Size([4, 3])
+        >>> list(stack.state_dict())[:2]
+        ['blocks.0.weight', 'blocks.0.bias']
     """
 
     def __init__(self, num_blocks: int, width: int) -> None:
         super().__init__()
-        if num_blocks < 0:
-            raise ValueError(f"num_blocks must be 0 or more, got {num_blocks}")
-        if width < 1:
-            raise ValueError(f"width must be at least 1, got {width}")
+        _check_counts(num_blocks=(num_blocks, 0), width=(width, 1))
         self.blocks = nn.ModuleList([nn.Linear(width, width) for _ in range(num_blocks)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -915,3 +1024,97 @@ def check_ResidualStack(candidate: Callable) -> None:
             assert all(p.grad is not None for p in model.parameters()), f"{case}: every block must take part"
     for args in ((-1, 4), (2, 0)):
         _must_refuse(candidate, *args)
+
+
+# Argument checks. They live down here so that the containers above read as what they are: a few
+# lines of filing each.
+
+
+def _require_module(owner: str, where: str, module: object) -> None:
+    # The commonest slip is `nn.ReLU` without its parentheses: a class, not a module. It deserves its
+    # own sentence, and a plain dict given to `Sequential` deserves a hint about `OrderedDict`.
+    if isinstance(module, nn.Module):
+        return
+    if isinstance(module, type) and issubclass(module, nn.Module):
+        got = f"the class {module.__name__}; create one first: {module.__name__}()"
+    else:
+        got = type(module).__name__
+    hint = " (to name the modules of a Sequential, pass an OrderedDict)" if isinstance(module, dict) else ""
+    raise TypeError(f"{owner}: the module at {where} must be an nn.Module instance, got {got}{hint}")
+
+
+def _absolute_index(owner: str, idx: object, length: int, *, insert: bool = False) -> int:
+    # `operator.index` accepts anything that *is* an integer (a bool, a NumPy integer, a 0-d integer
+    # tensor) and refuses floats and strings, as Python lists do. Inserting may also happen *at* the
+    # end, so there `length` itself is a valid position.
+    try:
+        i = operator.index(idx)
+    except TypeError:
+        raise TypeError(f"{owner} indices must be integers or slices, got {type(idx).__name__}") from None
+    if not -length <= i < length + insert:
+        raise IndexError(f"{'insert ' * insert}index {i} is out of range for a {owner} of length {length}")
+    return i + length if i < 0 else i
+
+
+def _require_iterable(where: str, modules: object) -> None:
+    if not isinstance(modules, Iterable):
+        raise TypeError(f"{where} expects an iterable of modules, got {type(modules).__name__}")
+
+
+def _require_numbered(operation: str, container: nn.Module, positions: range) -> None:
+    # PyTorch's `insert` and `*=` address modules by the names "0", "1", ...; a named Sequential (or a
+    # slice, which keeps its names) has no such names, and PyTorch fails with a bare KeyError.
+    missing = [str(i) for i in positions if str(i) not in container._modules]
+    if missing:
+        raise KeyError(f"Sequential {operation} needs modules named by position ({missing[0]!r} is missing), "
+                       f"but its names are {list(container._modules)}: build Sequential(*seq) first")
+
+
+def _require_sequential(other: object) -> None:
+    # PyTorch raises ValueError here (not TypeError), and so do we.
+    if not isinstance(other, (Sequential, nn.Sequential)):
+        raise ValueError(f"+ and += join a Sequential only with another Sequential, got {type(other).__name__}")
+
+
+def _require_factor(container: Sequential, other: object) -> None:
+    if not isinstance(other, int):
+        raise TypeError(f"unsupported operand type(s) for *: 'Sequential' and '{type(other).__name__}'")
+    if other <= 0:
+        raise ValueError(f"a Sequential can be repeated only a positive number of times, got {other}")
+
+
+def _require_key(key: object) -> None:
+    # PyTorch would say "module name should be a string"; we name the offending key as well.
+    if not isinstance(key, str):
+        raise TypeError(f"ModuleDict keys must be strings, got {key!r} of type {type(key).__name__}")
+
+
+def _key_module_pairs(modules: object) -> list[tuple[str, nn.Module]]:
+    # Module dicts are not `Mapping`s in the `collections.abc` sense, so they are named explicitly.
+    if isinstance(modules, (Mapping, ModuleDict, nn.ModuleDict)):
+        return list(modules.items())
+    if not isinstance(modules, Iterable):
+        raise TypeError(f"ModuleDict.update expects a mapping or (key, module) pairs, got {type(modules).__name__}")
+    pairs = []
+    for j, pair in enumerate(modules):
+        if not isinstance(pair, Iterable):
+            raise TypeError(f"ModuleDict.update: element #{j} must be a (key, module) pair, got {type(pair).__name__}")
+        pair = tuple(pair)
+        if len(pair) != 2:
+            raise ValueError(f"ModuleDict.update: element #{j} must be a (key, module) pair, got {len(pair)} items")
+        pairs.append(pair)
+    return pairs
+
+
+def _check_counts(**minimums: tuple[object, int]) -> None:
+    # Sizes of the lesson's specimens and figure: each `name=(value, lowest allowed)`.
+    for name, (value, low) in minimums.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int of at least {low}, got {value!r}")
+
+
+def _check_sizes(sizes: object) -> list[int]:
+    sizes = list(sizes) if isinstance(sizes, Iterable) else sizes
+    if not isinstance(sizes, list) or len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
+        raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
+    return sizes

@@ -14,6 +14,8 @@ r"""
 - compute binary cross-entropy on probabilities and on logits, and explain why the first one stops at 100;
 - build multi-class cross-entropy as log-softmax followed by the negative log-likelihood, with class
   weights and label smoothing, and match PyTorch's weighted mean exactly;
+- compute the KL divergence with `log_target`, know what `"batchmean"` divides by, and scale a
+  distillation loss by $T^2$;
 - recognise a double softmax, a sigmoid before `binary_cross_entropy`, MSE on probabilities and a
   target that silently broadcasts.
 
@@ -27,6 +29,20 @@ each loss expects. Our functions take PyTorch's argument names, but every option
 (and `weight`) is keyword-only: in most of `torch.nn.functional` those positions still hold the
 long-deprecated `size_average` and `reduce`, so `F.mse_loss(x, y, "sum")` does not do what it seems to
 (see below).
+
+Each of our losses equals its `torch.nn.functional` twin, and the tests hold them to it over everything
+the built-ins take on the CPU: float16, bfloat16, float32 and float64; 0-d, empty, transposed, strided
+and expanded inputs; every reduction, with and without weights; logits and errors from the dtype's
+tiniest to its largest value, infinities and `NaN` included. Their gradients are proved equal in float32
+and float64 (and with `gradcheck` in float64), the regression losses' in half precision too.
+
+!!! note "Where it differs from PyTorch"
+    - A `target` of another shape: PyTorch broadcasts it (and warns); ours refuse it (see the last trap).
+    - float16 and bfloat16: ours compute every element in float32 and round once, after the reduction.
+      PyTorch's kernels round their intermediate results in ways that vary from loss to loss, from
+      dtype to dtype and even with the input's length (a vectorised kernel for long inputs, a scalar
+      one for short). The two agree to within a few units in the last place (the tests allow four).
+    - The options after `input`, `target` (and `weight`) are keyword-only, as explained above.
 
 ## Regression: MSE and L1
 
@@ -46,10 +62,12 @@ each, plus the reduction:
 >>> from torchenstein.nn.losses import l1_loss, mse_loss
 >>> prediction = torch.tensor([2.5, 0.0, 2.0, 8.0])
 >>> target = torch.tensor([3.0, -0.5, 2.0, 7.0])
->>> mse_loss(prediction, target), l1_loss(prediction, target)
-(tensor(0.3750), tensor(0.5000))
->>> mse_loss(prediction, target, reduction="none"), mse_loss(prediction, target, reduction="sum")
-(tensor([0.2500, 0.2500, 0.0000, 1.0000]), tensor(1.5000))
+>>> {"mse": mse_loss(prediction, target), "l1": l1_loss(prediction, target)}
+{'mse': tensor(0.3750), 'l1': tensor(0.5000)}
+>>> mse_loss(prediction, target, reduction="none")
+tensor([0.2500, 0.2500, 0.0000, 1.0000])
+>>> mse_loss(prediction, target, reduction="sum")
+tensor(1.5000)
 >>> torch.testing.assert_close(mse_loss(prediction, target), F.mse_loss(prediction, target))
 >>> torch.testing.assert_close(l1_loss(prediction, target), F.l1_loss(prediction, target))
 >>> import warnings
@@ -255,10 +273,24 @@ not by $N$. (Targets equal to `ignore_index`, $-100$ by default, get weight 0 in
 ```pycon
 >>> weight = torch.tensor([1.0, 2.0, 5.0])
 >>> per_example = cross_entropy(logits, target, weight, reduction="none")     # already weighted
->>> torch.allclose(cross_entropy(logits, target, weight), per_example.sum() / weight[target].sum())
-True
->>> torch.allclose(cross_entropy(logits, target, weight), per_example.mean())
-False
+>>> mean = cross_entropy(logits, target, weight)
+>>> {"sum / weights of targets": torch.allclose(mean, per_example.sum() / weight[target].sum()),
+...  "plain mean": torch.allclose(mean, per_example.mean())}
+{'sum / weights of targets': True, 'plain mean': False}
+
+```
+
+A class weight of 0 is *not* the same as `ignore_index`. An ignored target is left out; a target whose
+class weight is 0 is still computed and multiplied by 0, and $0 \cdot \infty$ is `NaN`. A model sure
+that a zero-weighted class is impossible (a log-probability of $-\infty$, from a masked logit) poisons
+the loss in PyTorch, and in ours, which copies it:
+
+```pycon
+>>> log_p = torch.tensor([[-float("inf"), 0.0], [0.0, -1.0]])                  # class 0 impossible in row 0
+>>> {"weight 0": nll_loss(log_p, torch.tensor([0, 1]), torch.tensor([0.0, 1.0])).item(),
+...  "ignored": nll_loss(log_p, torch.tensor([-100, 1])).item(),
+...  "PyTorch, weight 0": F.nll_loss(log_p, torch.tensor([0, 1]), torch.tensor([0.0, 1.0])).item()}
+{'weight 0': nan, 'ignored': 1.0, 'PyTorch, weight 0': nan}
 
 ```
 
@@ -286,23 +318,78 @@ True
 
 ```
 
-## KL divergence, briefly
+## KL divergence, and the temperature of distillation
 
 When the target is a distribution $p$ (a teacher's soft labels), $\operatorname{KL}(p \,\|\, q) =
-\sum_c p_c \log(p_c / q_c)$ is the cross-entropy minus the target's entropy: the same gradient, but zero for
-a perfect match. `F.kl_div` is a famous trap: its *first* argument is the model's **log**-probabilities,
-and only `reduction="batchmean"` gives the textbook value (`"mean"` also divides by $C$). Pass
-probabilities where log-probabilities belong and the "divergence" goes negative, which no KL can:
+\sum_c p_c \log(p_c / q_c)$ is the cross-entropy minus the target's entropy: the same gradient for the
+model's $q$, but zero for a perfect match. [`kl_div`][torchenstein.nn.losses.kl_div] takes
+`F.kl_div`'s arguments, and they are a famous trap. The *first* argument, `input`, is the model's
+**log**-probabilities $\log q$; the second, `target`, is $p$ itself, or $\log p$ with `log_target=True`.
+Element by element the loss is $p\,(\log p - \log q)$, written `xlogy(p, p) - p * input` so that a
+$p$ of exactly 0 contributes 0 (the limit of $p \log p$), or `exp(target) * (target - input)` with
+`log_target=True`. That second form is the one for a teacher that hands out log-probabilities (a
+`log_softmax`): no round trip through `exp` and `log`, so tiny probabilities keep their digits. (A
+log-probability of exactly $-\infty$ gives `NaN` there: $0 \cdot (-\infty)$.) Pass probabilities
+where log-probabilities belong and the "divergence" goes negative, which no KL can:
 
 ```pycon
+>>> from torchenstein.nn.losses import kl_div
 >>> p = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])                 # target distributions
 >>> z = torch.tensor([[2.0, 0.5, 0.0], [0.0, 0.0, 1.0]])                 # logits
->>> kl = (p * (p.log() - z.log_softmax(dim=1))).sum(dim=1).mean()
+>>> log_q = z.log_softmax(dim=1)
+>>> kl = (p * (p.log() - log_q)).sum(dim=1).mean()                       # the textbook mean KL per sample
 >>> entropy = -(p * p.log()).sum(dim=1).mean()
->>> torch.allclose(F.kl_div(z.log_softmax(dim=1), p, reduction="batchmean"), kl), torch.allclose(F.cross_entropy(z, p), entropy + kl)
-(True, True)
->>> F.kl_div(z.softmax(dim=1), p, reduction="batchmean").item() < 0      # Hammer forgot the log
+>>> {"batchmean": torch.allclose(kl_div(log_q, p, reduction="batchmean"), kl),
+...  "log_target": torch.allclose(kl_div(log_q, p.log(), reduction="batchmean", log_target=True), kl),
+...  "cross-entropy = entropy + KL": torch.allclose(F.cross_entropy(z, p), entropy + kl)}
+{'batchmean': True, 'log_target': True, 'cross-entropy = entropy + KL': True}
+>>> torch.testing.assert_close(kl_div(log_q, p, reduction="batchmean"), F.kl_div(log_q, p, reduction="batchmean"))
+>>> kl_div(z.softmax(dim=1), p, reduction="batchmean").item() < 0      # Hammer forgot the log
 True
+
+```
+
+The reduction is the second trap. `"sum"` adds every element's term; `"mean"` divides that sum by the
+number of *elements*, $N \cdot C$, which is no KL of anything (PyTorch warns about it); `"batchmean"`
+divides it by `input.shape[0]` alone. For an `(N, C)` input that is the mean KL per sample. For an
+`(N, C, L)` input, one distribution per position, `"batchmean"` still divides by $N$ only: it is the KL
+*summed* over the $L$ positions of a sequence, not a per-position value. For the mean per position,
+divide the `"sum"` by $N \cdot L$ yourself:
+
+```pycon
+>>> _ = torch.manual_seed(0)
+>>> p, log_q = torch.randn(2, 5, 7).softmax(dim=1), torch.randn(2, 5, 7).log_softmax(dim=1)   # (N, C, L)
+>>> per_position = (p * (p.log() - log_q)).sum(dim=1)                    # (N, L)
+>>> batchmean = kl_div(log_q, p, reduction="batchmean")
+>>> {"= sum / N": torch.allclose(batchmean, per_position.sum() / 2),
+...  "= mean per position": torch.allclose(batchmean, per_position.mean()),
+...  "sum / (N * L) = mean per position": torch.allclose(kl_div(log_q, p, reduction="sum") / 14, per_position.mean())}
+{'= sum / N': True, '= mean per position': False, 'sum / (N * L) = mean per position': True}
+
+```
+
+*Knowledge distillation* trains a student to match a teacher's distribution, both softened by a
+temperature $T > 1$: $p = \operatorname{softmax}(t / T)$ and $q = \operatorname{softmax}(s / T)$ for
+teacher and student logits $t$ and $s$. The gradient of $\operatorname{KL}(p \,\|\, q)$ with respect to
+$s$ is $(q - p) / T$, and for a large $T$ the difference $q - p$ itself shrinks like $1/T$: the soft
+loss's gradient fades like $1/T^2$. Hinton, Vinyals and Dean therefore multiply it by $T^2$, which
+keeps its pull comparable to that of the ordinary cross-entropy on the true labels whatever $T$ is,
+`loss = alpha * T**2 * kl + (1 - alpha) * cross_entropy(s, labels)`:
+
+```pycon
+>>> _ = torch.manual_seed(0)
+>>> teacher, student = torch.randn(4, 10), torch.randn(4, 10, requires_grad=True)
+>>> def soft_gradient_norm(T):
+...     log_p, log_q = (teacher / T).log_softmax(dim=1), (student / T).log_softmax(dim=1)
+...     (grad,) = torch.autograd.grad(kl_div(log_q, log_p, reduction="batchmean", log_target=True), student)
+...     return grad.norm().item()
+>>> for T in (1, 2, 4, 8, 16):
+...     print(f"T = {T:2}: gradient {soft_gradient_norm(T):.2e}, times T**2 {T**2 * soft_gradient_norm(T):.3f}")
+T =  1: gradient 2.07e-01, times T**2 0.207
+T =  2: gradient 5.22e-02, times T**2 0.209
+T =  4: gradient 1.33e-02, times T**2 0.212
+T =  8: gradient 3.35e-03, times T**2 0.215
+T = 16: gradient 8.44e-04, times T**2 0.216
 
 ```
 
@@ -314,23 +401,24 @@ True
     longer go to 0 (with 1000 classes it is stuck above 5.9 for a perfect model), and the gradient of a
     confidently wrong example all but vanishes. Give `cross_entropy` the logits.
 
-```pycon
->>> logits = torch.tensor([[8.0, 0.0, 0.0, 0.0], [0.0, 8.0, 0.0, 0.0]], requires_grad=True)  # right, wrong
->>> target = torch.tensor([0, 0])
->>> right = F.cross_entropy(logits, target, reduction="none")
->>> hammer = F.cross_entropy(logits.softmax(dim=1), target, reduction="none")
->>> [round(v, 3) for v in right.tolist()], [round(v, 3) for v in hammer.tolist()]
-([0.001, 8.001], [0.744, 1.743])
->>> round(torch.autograd.grad(right[1], logits)[0].norm().item(), 2)
-1.41
->>> torch.autograd.grad(hammer[1], logits)[0].norm().item() < 0.01
-True
->>> perfect = torch.full((1, 1000), -1e4)
->>> perfect[0, 0] = 1e4
->>> F.cross_entropy(perfect, torch.tensor([0])).item(), round(F.cross_entropy(perfect.softmax(dim=1), torch.tensor([0])).item(), 3)
-(0.0, 5.909)
+    ```pycon
+    >>> logits = torch.tensor([[8.0, 0.0, 0.0, 0.0], [0.0, 8.0, 0.0, 0.0]], requires_grad=True)  # right, wrong
+    >>> target = torch.tensor([0, 0])
+    >>> right = F.cross_entropy(logits, target, reduction="none")
+    >>> hammer = F.cross_entropy(logits.softmax(dim=1), target, reduction="none")
+    >>> {"logits": [round(v, 3) for v in right.tolist()], "softmax first": [round(v, 3) for v in hammer.tolist()]}
+    {'logits': [0.001, 8.001], 'softmax first': [0.744, 1.743]}
+    >>> round(torch.autograd.grad(right[1], logits)[0].norm().item(), 2)
+    1.41
+    >>> torch.autograd.grad(hammer[1], logits)[0].norm().item() < 0.01
+    True
+    >>> perfect = torch.full((1, 1000), -1e4)
+    >>> perfect[0, 0] = 1e4
+    >>> {"logits": F.cross_entropy(perfect, torch.tensor([0])).item(),
+    ...  "softmax first": round(F.cross_entropy(perfect.softmax(dim=1), torch.tensor([0])).item(), 3)}
+    {'logits': 0.0, 'softmax first': 5.909}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: sigmoid, then binary cross-entropy"
     `F.binary_cross_entropy(torch.sigmoid(x), y)` looks like the logits version in two steps. Once the
@@ -338,57 +426,57 @@ True
     $\partial \sigma / \partial x = \sigma (1 - \sigma) = 0$. The most confidently wrong predictions learn
     nothing. His hand-written formula is worse: $\log 0 = -\infty$, and $0 \cdot (-\infty)$ is `NaN`.
 
-```pycon
->>> x = torch.tensor([20.0], requires_grad=True)     # "surely a 1!", says the model; the truth is 0
->>> hammer = F.binary_cross_entropy(torch.sigmoid(x), torch.zeros(1))
->>> hammer.item(), torch.autograd.grad(hammer, x)[0].item()
-(100.0, 0.0)
->>> right = binary_cross_entropy_with_logits(x, torch.zeros(1))
->>> right.item(), torch.autograd.grad(right, x)[0].item()
-(20.0, 1.0)
->>> p, y = torch.sigmoid(torch.tensor([30.0, 30.0])), torch.tensor([0.0, 1.0])
->>> -(y * p.log() + (1 - y) * (1 - p).log())
-tensor([inf, nan])
+    ```pycon
+    >>> x = torch.tensor([20.0], requires_grad=True)     # "surely a 1!", says the model; the truth is 0
+    >>> hammer = F.binary_cross_entropy(torch.sigmoid(x), torch.zeros(1))
+    >>> {"loss": hammer.item(), "gradient": torch.autograd.grad(hammer, x)[0].item()}
+    {'loss': 100.0, 'gradient': 0.0}
+    >>> right = binary_cross_entropy_with_logits(x, torch.zeros(1))
+    >>> {"loss": right.item(), "gradient": torch.autograd.grad(right, x)[0].item()}
+    {'loss': 20.0, 'gradient': 1.0}
+    >>> p, y = torch.sigmoid(torch.tensor([30.0, 30.0])), torch.tensor([0.0, 1.0])
+    >>> -(y * p.log() + (1 - y) * (1 - p).log())
+    tensor([inf, nan])
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: MSE on probabilities"
     Dr. Hammer regresses sigmoid outputs onto 0/1 labels with MSE. The gradient with respect to the logit
     is $2(\sigma - y)\,\sigma(1 - \sigma)$: the sigmoid's slope multiplies it, so once a prediction is
     badly wrong, the *more* wrong it is, the *less* it learns. Cross-entropy's $\sigma - y$ has no such factor.
 
-```pycon
->>> x = torch.tensor([-8.0, -2.0, 0.0], requires_grad=True)   # logits; every true label is 1
->>> y = torch.ones(3)
->>> (mse_grad,) = torch.autograd.grad(mse_loss(torch.sigmoid(x), y, reduction="sum"), x)
->>> (bce_grad,) = torch.autograd.grad(binary_cross_entropy_with_logits(x, y, reduction="sum"), x)
->>> mse_grad.abs().round(decimals=4), bce_grad.abs().round(decimals=4)
-(tensor([0.0007, 0.1850, 0.2500]), tensor([0.9997, 0.8808, 0.5000]))
+    ```pycon
+    >>> x = torch.tensor([-8.0, -2.0, 0.0], requires_grad=True)   # logits; every true label is 1
+    >>> y = torch.ones(3)
+    >>> (mse_grad,) = torch.autograd.grad(mse_loss(torch.sigmoid(x), y, reduction="sum"), x)
+    >>> (bce_grad,) = torch.autograd.grad(binary_cross_entropy_with_logits(x, y, reduction="sum"), x)
+    >>> {"MSE": mse_grad.abs().round(decimals=4), "BCE": bce_grad.abs().round(decimals=4)}
+    {'MSE': tensor([0.0007, 0.1850, 0.2500]), 'BCE': tensor([0.9997, 0.8808, 0.5000])}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: a target that broadcasts"
     His regression model outputs shape `(N, 1)`; the targets are `(N,)`. `F.l1_loss` broadcasts the pair
     to `(N, N)`, compares every prediction with every target, warns, and returns a wrong number, here for
     perfect predictions. Squeeze the output; our losses refuse mismatched shapes outright.
 
-```pycon
->>> import warnings
->>> prediction = torch.tensor([[1.0], [2.0], [3.0], [4.0]])    # (N, 1)
->>> target = torch.tensor([1.0, 2.0, 3.0, 4.0])                 # (N,)
->>> with warnings.catch_warnings(record=True) as caught:
-...     warnings.simplefilter("always")
-...     hammer = F.l1_loss(prediction, target)
->>> hammer.item(), "different to the input size" in str(caught[0].message)
-(1.25, True)
->>> F.l1_loss(prediction.squeeze(1), target).item()
-0.0
->>> l1_loss(prediction, target)
-Traceback (most recent call last):
-...
-ValueError: target must have the shape of input (4, 1), got (4,): PyTorch would broadcast them (and warn)
+    ```pycon
+    >>> import warnings
+    >>> prediction = torch.tensor([[1.0], [2.0], [3.0], [4.0]])    # (N, 1)
+    >>> target = torch.tensor([1.0, 2.0, 3.0, 4.0])                 # (N,)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     hammer = F.l1_loss(prediction, target)
+    >>> {"loss of perfect predictions": hammer.item(), "warned": "different to the input size" in str(caught[0].message)}
+    {'loss of perfect predictions': 1.25, 'warned': True}
+    >>> F.l1_loss(prediction.squeeze(1), target).item()
+    0.0
+    >>> l1_loss(prediction, target)
+    Traceback (most recent call last):
+    ...
+    ValueError: target must have the shape of input (4, 1), got (4,): PyTorch would broadcast them (and warn)
 
-```
+    ```
 
 ## Challenges
 
@@ -418,6 +506,7 @@ Check an attempt with `check_sigmoid_focal_loss(my_function)` and
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from numbers import Real
@@ -437,55 +526,30 @@ if TYPE_CHECKING:
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _check_float(name: str, x: object) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    return x
-
-
-def _check_reduction(reduction: object) -> str:
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
-def _check_pair(input: object, target: object, reduction: object) -> None:
-    # The contract of every element-wise loss: two float tensors of one shape. PyTorch broadcasts
-    # mismatched shapes with a warning; we refuse, because that broadcast is nearly always a bug.
-    _check_float("input", input)
-    _check_float("target", target)
-    if target.shape != input.shape:
-        raise ValueError(f"target must have the shape of input {tuple(input.shape)}, got {tuple(target.shape)}: "
-                         "PyTorch would broadcast them (and warn)")
-    _check_reduction(reduction)
-
-
-def _check_broadcasts(name: str, value: object, shape: torch.Size) -> torch.Tensor:
-    _check_float(name, value)
-    if value.dim() > len(shape) or any(v not in (1, n) for v, n in zip(value.shape[::-1], shape[::-1], strict=False)):
-        raise ValueError(f"{name} must broadcast to the input's shape {tuple(shape)}, got {tuple(value.shape)}")
-    return value
-
-
 def _wide(dtype: torch.dtype) -> torch.dtype:
-    # Half-precision losses are summed in float32 and rounded once, as PyTorch's kernels do:
-    # 8 or 11 bits of mantissa cannot hold a running total.
+    # float16 and bfloat16 losses are computed in float32 and rounded once, at the very end: 8 or 11
+    # bits of mantissa can hold neither a running total nor, near their largest value, a difference.
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _reduce(loss: torch.Tensor, reduction: str, weights: torch.Tensor | None = None) -> torch.Tensor:
+def _widen(*tensors: torch.Tensor | None) -> tuple[torch.dtype, list[torch.Tensor | None]]:
+    # The result's dtype, promoted as PyTorch promotes it, and the tensors in the dtype to compute in.
+    # For float32 and float64 `.to` is a no-op that returns the tensor itself.
+    out = functools.reduce(torch.promote_types, [t.dtype for t in tensors if t is not None])
+    return out, [None if t is None else t.to(_wide(out)) for t in tensors]
+
+
+def _reduce(loss: torch.Tensor, reduction: str, dtype: torch.dtype, weights: torch.Tensor | None = None) -> torch.Tensor:
+    # `loss` is in the computing dtype; the result is rounded to `dtype` once, after the reduction.
     if reduction == "none":
-        return loss
-    wide = _wide(loss.dtype)
-    total = loss.to(wide).sum()
+        return loss.to(dtype)
+    total = loss.sum()
     if reduction == "sum":
-        return total.to(loss.dtype)
+        return total.to(dtype)
     # A weighted mean divides by the total weight, a plain one by the count. The mean of nothing is
     # 0/0 = NaN, in PyTorch's losses as in ours.
-    count = loss.numel() if weights is None else weights.to(wide).sum()
-    return (total / count).to(loss.dtype)
+    count = loss.numel() if weights is None else weights.sum()
+    return (total / count).to(dtype)
 
 
 def mse_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
@@ -512,7 +576,8 @@ def mse_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mea
         ValueError: reduction must be one of ('mean', 'sum', 'none'), got 'average'
     """
     _check_pair(input, target, reduction)
-    return _reduce((input - target).square(), reduction)
+    dtype, (x, y) = _widen(input, target)
+    return _reduce((x - y).square(), reduction, dtype)
 
 
 def l1_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
@@ -526,15 +591,8 @@ def l1_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean
         tensor([1., 3.])
     """
     _check_pair(input, target, reduction)
-    return _reduce((input - target).abs(), reduction)
-
-
-def _check_positive(name: str, value: object, *, allow_zero: bool) -> float:
-    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} finite number, got {value!r}")
-    return float(value)
+    dtype, (x, y) = _widen(input, target)
+    return _reduce((x - y).abs(), reduction, dtype)
 
 
 def huber_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean", delta: float = 1.0) -> torch.Tensor:
@@ -554,9 +612,10 @@ def huber_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "m
     """
     _check_pair(input, target, reduction)
     delta = _check_positive("delta", delta, allow_zero=False)
-    z = (input - target).abs()
+    dtype, (x, y) = _widen(input, target)
+    z = (x - y).abs()
     # Both branches are finite everywhere, so torch.where's unchosen branch never poisons a gradient.
-    return _reduce(torch.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta)), reduction)
+    return _reduce(torch.where(z < delta, 0.5 * z * z, delta * (z - 0.5 * delta)), reduction, dtype)
 
 
 def smooth_l1_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean", beta: float = 1.0) -> torch.Tensor:
@@ -584,8 +643,9 @@ def smooth_l1_loss(input: torch.Tensor, target: torch.Tensor, *, reduction: str 
         # The quadratic branch would divide by zero, and its NaN gradient would leak through torch.where
         # even where the branch is not chosen. PyTorch takes the same exit to l1_loss.
         return l1_loss(input, target, reduction=reduction)
-    z = (input - target).abs()
-    return _reduce(torch.where(z < beta, 0.5 * z * z / beta, z - 0.5 * beta), reduction)
+    dtype, (x, y) = _widen(input, target)
+    z = (x - y).abs()
+    return _reduce(torch.where(z < beta, 0.5 * z * z / beta, z - 0.5 * beta), reduction, dtype)
 
 
 def plot_regression_losses(*, points: int = 401, reach: float = 3.0, delta: float = 1.0, beta: float = 2.0) -> Figure:
@@ -605,11 +665,10 @@ def plot_regression_losses(*, points: int = 401, reach: float = 3.0, delta: floa
 
     Examples:
         >>> fig = plot_regression_losses(points=11)
-        >>> len(fig.axes), len(fig.axes[0].lines), len(fig.axes[1].lines)
-        (2, 4, 4)
+        >>> [len(ax.lines) for ax in fig.axes]   # two axes, four curves on each
+        [4, 4]
     """
-    if points < 2 or not reach > 0:
-        raise ValueError(f"points must be at least 2 and reach positive, got points={points}, reach={reach}")
+    _check_plot_range(points, reach)
     fig, (ax_loss, ax_grad) = new_figure(1, 2, width=10.5, height=4.0)
     zero = torch.zeros(points, dtype=torch.float64)
     losses = [
@@ -659,55 +718,28 @@ def binary_cross_entropy_with_logits(input: torch.Tensor, target: torch.Tensor, 
         >>> binary_cross_entropy_with_logits(torch.tensor([0.0, 1000.0]), torch.tensor([1.0, 0.0]), reduction="none")
         tensor([6.9315e-01, 1.0000e+03])
     """
-    _check_pair(input, target, reduction)
+    _check_bce_weights(input, target, reduction, weight, pos_weight)
+    dtype, (x, y, weight, pos_weight) = _widen(input, target, weight, pos_weight)
     # log sigma(x) from the element-wise lesson: it exponentiates only non-positive numbers.
-    log_sigma = stable_log_sigmoid(input)
+    log_sigma = stable_log_sigmoid(x)
     if pos_weight is not None:
-        log_sigma = log_sigma * (1 + (_check_broadcasts("pos_weight", pos_weight, input.shape) - 1) * target)
+        log_sigma = log_sigma * (1 + (pos_weight - 1) * y)
     # (1 - y) x - log sigma(x) is the same loss as -y log sigma(x) - (1 - y) log sigma(-x), because
     # log sigma(-x) = log sigma(x) - x: one log-sigmoid instead of two.
-    loss = (1 - target) * input - log_sigma
+    loss = (1 - y) * x - log_sigma
     if weight is not None:
-        loss = loss * _check_broadcasts("weight", weight, input.shape)
-    return _reduce(loss, reduction)
-
-
-def _check_classification(input: object, target: object, weight: object, ignore_index: object) -> int:
-    # The shape contract of nll_loss and cross_entropy; returns the number of classes C.
-    _check_float("input", input)
-    if input.dim() == 0:
-        raise ValueError("input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-dimensional tensor")
-    if not isinstance(target, torch.Tensor) or target.dtype != torch.int64:
-        got = target.dtype if isinstance(target, torch.Tensor) else type(target).__name__
-        raise TypeError(f"target must be an int64 tensor of class indices, got {got} "
-                        "(for probability targets see soft_target_cross_entropy)")
-    expected = () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
-    if tuple(target.shape) != expected:
-        raise ValueError(f"target must have shape {expected} for input of shape {tuple(input.shape)}, "
-                         f"got {tuple(target.shape)}")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
-    n_classes = input.shape[0 if input.dim() == 1 else 1]
-    kept = target[target != ignore_index]
-    if kept.numel() and (kept.min() < 0 or kept.max() >= n_classes):
-        bad = kept[(kept < 0) | (kept >= n_classes)][0].item()
-        raise ValueError(f"target must hold class indices in [0, {n_classes}) or ignore_index={ignore_index}, got {bad}")
-    if weight is not None:
-        _check_float("weight", weight)
-        if weight.shape != (n_classes,) or weight.dtype != input.dtype:
-            raise ValueError(f"weight must be a {input.dtype} tensor of shape ({n_classes},), one weight per class, "
-                             f"got {weight.dtype} of shape {tuple(weight.shape)}")
-    return n_classes
+        loss = loss * weight
+    return _reduce(loss, reduction, dtype)
 
 
 def _target_weights(target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int,
-                    dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+                    dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     # Each position's weight w[y] (1 without class weights), and 0 where the target is ignore_index.
     # Ignored targets are replaced by class 0 so that they index safely; their weight hides them.
     keep = target != ignore_index
     safe = target.masked_fill(~keep, 0)
     w = weight[safe] if weight is not None else torch.ones(target.shape, dtype=dtype, device=target.device)
-    return safe, torch.where(keep, w, 0.0)
+    return safe, torch.where(keep, w, 0.0), keep
 
 
 def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
@@ -738,16 +770,18 @@ def nll_loss(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
     """
     _check_classification(input, target, weight, ignore_index)
     _check_reduction(reduction)
+    dtype, (log_p, weight) = _widen(input, weight)
     # A single distribution (C,) with a 0-d target is a batch of one.
-    log_p = input.unsqueeze(0) if input.dim() == 1 else input  # (N, C, d1, ...)
+    log_p = log_p.unsqueeze(0) if input.dim() == 1 else log_p  # (N, C, d1, ...)
     batch_target = target.unsqueeze(0) if input.dim() == 1 else target  # (N, d1, ...)
-    safe, w = _target_weights(batch_target, weight, ignore_index, input.dtype)
+    safe, w, keep = _target_weights(batch_target, weight, ignore_index, log_p.dtype)
     picked = gather(log_p, 1, safe.unsqueeze(1)).squeeze(1)  # (N, d1, ...): log p of each target
-    # torch.where, not w * picked: an ignored position may pick a -inf, and 0 * -inf is NaN.
-    losses = torch.where(w != 0, -w * picked, 0.0)
+    # torch.where on `keep`, not w * picked alone: an ignored position may pick a -inf, and 0 * -inf is
+    # NaN. A counted target whose class weight is 0 keeps its product, NaN included, as in PyTorch.
+    losses = torch.where(keep, -w * picked, 0.0)
     if reduction == "none":
-        return losses.squeeze(0) if input.dim() == 1 else losses
-    return _reduce(losses, reduction, weights=w)
+        return (losses.squeeze(0) if input.dim() == 1 else losses).to(dtype)
+    return _reduce(losses, reduction, dtype, weights=w)
 
 
 def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *,
@@ -777,24 +811,65 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     """
     n_classes = _check_classification(input, target, weight, ignore_index)
     _check_reduction(reduction)
-    ok = isinstance(label_smoothing, Real) and not isinstance(label_smoothing, bool) and 0 <= label_smoothing <= 1
-    if not ok:
-        raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    _check_label_smoothing(label_smoothing)
     class_dim = 0 if input.dim() == 1 else 1
-    log_p = log_softmax(input, dim=class_dim)  # (N, C, d1, ...), stable for any logits
+    dtype, (z, weight) = _widen(input, weight)
+    # (N, C, d1, ...), stable for any logits. PyTorch's cross_entropy is nll_loss(log_softmax(input)),
+    # and its log_softmax returns the input's dtype: we round there too, so that in float16 a
+    # log-probability beyond the range of float16 is -inf in both.
+    log_p = log_softmax(z, dim=class_dim).to(dtype).to(z.dtype)
     nll = nll_loss(log_p, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing == 0:
-        return nll
+        return nll.to(dtype)
     # The uniform part: -sum_c w_c log p_c at every position, with w viewed as (1, C, 1, ...) so that
     # it broadcasts along the class dimension.
-    w_c = torch.ones(n_classes, dtype=input.dtype, device=input.device) if weight is None else weight
+    w_c = torch.ones(n_classes, dtype=log_p.dtype, device=input.device) if weight is None else weight
     w_shape = [1] * input.dim()
     w_shape[class_dim] = n_classes
     smooth = -(log_p * w_c.view(w_shape)).sum(dim=class_dim)  # target's shape
-    _, w = _target_weights(target, weight, ignore_index, input.dtype)
+    _, w, _ = _target_weights(target, weight, ignore_index, log_p.dtype)
     # The mean divides by the same total as the NLL part: the target classes' weights, not those under q.
-    smooth = _reduce(torch.where(target != ignore_index, smooth, 0.0), reduction, weights=w)
-    return (1 - label_smoothing) * nll + (label_smoothing / n_classes) * smooth
+    smooth = _reduce(torch.where(target != ignore_index, smooth, 0.0), reduction, log_p.dtype, weights=w)
+    return ((1 - label_smoothing) * nll + (label_smoothing / n_classes) * smooth).to(dtype)
+
+
+def kl_div(input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
+           log_target: bool = False) -> torch.Tensor:
+    r"""The KL divergence $\sum p\,(\log p - \log q)$ from log-probabilities $\log q$, like `F.kl_div`.
+
+    Args:
+        input: the model's log-probabilities $\log q$, a floating-point tensor.
+        target: the target distribution $p$ (or $\log p$ with ``log_target``), of ``input``'s shape.
+        reduction: ``"mean"`` (divides by the number of elements, not a KL per sample), ``"batchmean"``
+            (divides the sum by ``input.shape[0]``: the mean KL per sample for an ``(N, C)`` input, the KL
+            summed over the other dims for a larger one), ``"sum"`` or ``"none"``.
+        log_target: whether ``target`` holds $\log p$ rather than $p$.
+
+    Returns:
+        A scalar, or for ``"none"`` the element-wise terms in ``input``'s shape. Where it differs from
+        PyTorch: ``F.kl_div`` broadcasts a ``target`` of another shape and warns about ``"mean"``; ours
+        refuses the first and stays silent about the second.
+
+    Raises:
+        TypeError: if ``input``, ``target`` or ``log_target`` has the wrong type.
+        ValueError: if the shapes differ or ``reduction`` is unknown.
+
+    Examples:
+        >>> kl_div(torch.tensor([[0.5, 0.5]]).log(), torch.tensor([[1.0, 0.0]]), reduction="batchmean")
+        tensor(0.6931)
+    """
+    _check_kl(input, target, reduction, log_target)
+    dtype, (log_q, t) = _widen(input, target)
+    if log_target:
+        pointwise = t.exp() * (t - log_q)
+    else:
+        # xlogy(p, p) is p log p with 0 log 0 = 0, its limit, where p * p.log() would be 0 * -inf = NaN.
+        pointwise = torch.xlogy(t, t) - t * log_q
+    if reduction != "batchmean":
+        return _reduce(pointwise, reduction, dtype)
+    # The sum over every element, divided by the size of dim 0 alone (a 0-d input has no batch).
+    total = pointwise.sum()
+    return (total / input.shape[0] if input.dim() else total).to(dtype)
 
 
 def sigmoid_focal_loss(input: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0,
@@ -820,18 +895,17 @@ def sigmoid_focal_loss(input: torch.Tensor, target: torch.Tensor, alpha: float =
         tensor([  0.6931, 100.0000])
     """
     _check_pair(input, target, reduction)
-    if isinstance(alpha, bool) or not (isinstance(alpha, Real) and alpha <= 1):
-        raise ValueError(f"alpha must be a number in [0, 1], or negative for no weighting, got {alpha!r}")
-    gamma = _check_positive("gamma", gamma, allow_zero=True)
+    gamma = _check_focal(alpha, gamma)
     # -log p_t is exactly the binary cross-entropy with logits, stable for any logit. p_t itself may
     # round to 0 or 1 (sigma(100) is 1.0 in float32): harmless in (1 - p_t)^gamma, fatal only in a log.
-    ce = binary_cross_entropy_with_logits(input, target, reduction="none")
-    p = torch.sigmoid(input)
-    p_t = p * target + (1 - p) * (1 - target)
+    dtype, (x, y) = _widen(input, target)
+    ce = binary_cross_entropy_with_logits(x, y, reduction="none")
+    p = torch.sigmoid(x)
+    p_t = p * y + (1 - p) * (1 - y)
     loss = ce * (1 - p_t) ** gamma
     if alpha >= 0:
-        loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
-    return _reduce(loss, reduction)
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return _reduce(loss, reduction, dtype)
 
 
 def _direct_focal_loss(x: torch.Tensor, y: torch.Tensor, alpha: float, gamma: float) -> torch.Tensor:
@@ -903,11 +977,11 @@ def soft_target_cross_entropy(input: torch.Tensor, target: torch.Tensor, reducti
         tensor(1.3863)
     """
     _check_pair(input, target, reduction)
-    if input.dim() != 2:
-        raise ValueError(f"input must have shape (N, C), got {tuple(input.shape)}")
+    _check_2d(input)
+    dtype, (x, t) = _widen(input, target)
     # log_softmax, never softmax(...).log(): an underflowed probability is log 0 = -inf, and a
     # target of 0 times -inf is NaN.
-    return _reduce(-(target * log_softmax(input, dim=1)).sum(dim=1), reduction)
+    return _reduce(-(t * log_softmax(x, dim=1)).sum(dim=1), reduction, dtype)
 
 
 def check_soft_target_cross_entropy(candidate: Callable[..., torch.Tensor]) -> None:
@@ -936,3 +1010,111 @@ def check_soft_target_cross_entropy(candidate: Callable[..., torch.Tensor]) -> N
     (got,) = torch.autograd.grad(candidate(x, t), x)
     (want,) = torch.autograd.grad(F.cross_entropy(x, t), x)
     _assert_close("the gradient", got, want, 1e-7, 1e-10)
+
+
+# Argument checks, kept at the foot so that every potion above reads as its formula first.
+
+
+def _check_float(name: str, x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    return x
+
+
+def _check_reduction(reduction: object) -> str:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def _check_pair(input: object, target: object, reduction: object) -> None:
+    # The contract of every element-wise loss: two float tensors of one shape. PyTorch broadcasts
+    # mismatched shapes with a warning; we refuse, because that broadcast is nearly always a bug.
+    _check_float("input", input)
+    _check_float("target", target)
+    if target.shape != input.shape:
+        raise ValueError(f"target must have the shape of input {tuple(input.shape)}, got {tuple(target.shape)}: "
+                         "PyTorch would broadcast them (and warn)")
+    _check_reduction(reduction)
+
+
+def _check_broadcasts(name: str, value: object, shape: torch.Size) -> torch.Tensor:
+    _check_float(name, value)
+    if value.dim() > len(shape) or any(v not in (1, n) for v, n in zip(value.shape[::-1], shape[::-1], strict=False)):
+        raise ValueError(f"{name} must broadcast to the input's shape {tuple(shape)}, got {tuple(value.shape)}")
+    return value
+
+
+def _check_positive(name: str, value: object, *, allow_zero: bool) -> float:
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} finite number, got {value!r}")
+    return float(value)
+
+
+def _check_classification(input: object, target: object, weight: object, ignore_index: object) -> int:
+    # The shape contract of nll_loss and cross_entropy; returns the number of classes C.
+    _check_float("input", input)
+    if input.dim() == 0:
+        raise ValueError("input must have shape (C,), (N, C) or (N, C, d1, ...), got a 0-dimensional tensor")
+    if not isinstance(target, torch.Tensor) or target.dtype != torch.int64:
+        got = target.dtype if isinstance(target, torch.Tensor) else type(target).__name__
+        raise TypeError(f"target must be an int64 tensor of class indices, got {got} "
+                        "(for probability targets see soft_target_cross_entropy)")
+    expected = () if input.dim() == 1 else (input.shape[0], *input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(f"target must have shape {expected} for input of shape {tuple(input.shape)}, "
+                         f"got {tuple(target.shape)}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    n_classes = input.shape[0 if input.dim() == 1 else 1]
+    kept = target[target != ignore_index]
+    if kept.numel() and (kept.min() < 0 or kept.max() >= n_classes):
+        bad = kept[(kept < 0) | (kept >= n_classes)][0].item()
+        raise ValueError(f"target must hold class indices in [0, {n_classes}) or ignore_index={ignore_index}, got {bad}")
+    if weight is not None:
+        _check_float("weight", weight)
+        if weight.shape != (n_classes,) or weight.dtype != input.dtype:
+            raise ValueError(f"weight must be a {input.dtype} tensor of shape ({n_classes},), one weight per class, "
+                             f"got {weight.dtype} of shape {tuple(weight.shape)}")
+    return n_classes
+
+
+def _check_label_smoothing(label_smoothing: object) -> None:
+    ok = isinstance(label_smoothing, Real) and not isinstance(label_smoothing, bool) and 0 <= label_smoothing <= 1
+    if not ok:
+        raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+
+
+def _check_kl(input: object, target: object, reduction: object, log_target: object) -> None:
+    _check_pair(input, target, "none")
+    if not isinstance(reduction, str) or reduction not in (*_REDUCTIONS, "batchmean"):
+        raise ValueError(f"reduction must be one of {(*_REDUCTIONS, 'batchmean')}, got {reduction!r}")
+    if not isinstance(log_target, bool):
+        raise TypeError(f"log_target must be a bool, got {log_target!r}")
+
+
+def _check_focal(alpha: object, gamma: object) -> float:
+    if isinstance(alpha, bool) or not (isinstance(alpha, Real) and alpha <= 1):
+        raise ValueError(f"alpha must be a number in [0, 1], or negative for no weighting, got {alpha!r}")
+    return _check_positive("gamma", gamma, allow_zero=True)
+
+
+def _check_2d(input: torch.Tensor) -> None:
+    if input.dim() != 2:
+        raise ValueError(f"input must have shape (N, C), got {tuple(input.shape)}")
+
+
+def _check_plot_range(points: object, reach: object) -> None:
+    if points < 2 or not reach > 0:
+        raise ValueError(f"points must be at least 2 and reach positive, got points={points}, reach={reach}")
+
+
+def _check_bce_weights(input: object, target: object, reduction: object, weight: object, pos_weight: object) -> None:
+    _check_pair(input, target, reduction)
+    for name, value in (("weight", weight), ("pos_weight", pos_weight)):
+        if value is not None:
+            _check_broadcasts(name, value, input.shape)

@@ -39,8 +39,8 @@ nested model (the root is named `""`):
 {'': True, '0': True, '1': True, '2': True, '3': True, '3.0': True, '3.1': True}
 >>> mode_flags(model.eval())
 {'': False, '0': False, '1': False, '2': False, '3': False, '3.0': False, '3.1': False}
->>> model.train() is model, all(mode_flags(model).values())
-(True, True)
+>>> {"train() returns the model": model.train() is model, "all training again": all(mode_flags(model).values())}
+{'train() returns the model': True, 'all training again': True}
 
 ```
 
@@ -59,11 +59,20 @@ True
 ## Who reads the flag, and why
 
 A module reads `self.training` when it must behave differently while learning than while being used.
-PyTorch's own list is short. Dropout zeroes random activations in training and is the identity in
-evaluation (the [Dropout](../dropout/index.md) lesson derives why no rescaling is needed then). `RReLU`
-draws a random negative slope in training and uses the fixed average slope in evaluation.
-`AlphaDropout` is a dropout too, and `MultiheadAttention` and the Transformer layers carry one inside. And **batch
-normalisation** changes its very formula.
+PyTorch's own list is short, and worth knowing by heart:
+
+- **every dropout** (`Dropout`, `Dropout1d`/`2d`/`3d`, `AlphaDropout`, `FeatureAlphaDropout`) zeroes
+  random activations in training and is the identity in evaluation (the [Dropout](../dropout/index.md)
+  lesson derives why no rescaling is needed then);
+- **modules with a dropout inside**: `MultiheadAttention(dropout=p)`, the Transformer layers, and the
+  recurrent `RNN`, `LSTM` and `GRU` built with `num_layers > 1` and `dropout=p`, which drop between
+  their layers in training only;
+- **`RReLU`** draws a random negative slope in training and uses the fixed average slope in evaluation;
+- **the normalisations with running statistics**: every `BatchNorm`, and `InstanceNorm1d`/`2d`/`3d`
+  built with `track_running_stats=True` (by default they are built without, and then ignore the flag);
+  the next paragraphs dissect batch normalisation, whose very formula changes;
+- **`nn.TransformerEncoder`**, whose *fast path* changes what comes out at padded positions, as the
+  example after the batch normalisation one shows.
 
 In training, `BatchNorm` normalises each feature with the mean $\mu_B$ and the (biased) variance
 $\sigma_B^2$ of the *current batch*, and it updates two buffers, the running estimates, with the
@@ -87,16 +96,46 @@ $$
 >>> bn = nn.BatchNorm1d(3)
 >>> x = 2 * torch.randn(16, 3) + 5                          # (batch, features)
 >>> y = bn(x)                                              # training mode: the batch's own statistics
->>> torch.allclose(y, (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + bn.eps), atol=1e-5)
+>>> torch.allclose(y, (x - x.mean(0)) / torch.sqrt(x.var(0, correction=0) + bn.eps), atol=1e-5)  # biased variance
 True
->>> torch.allclose(bn.running_mean, 0.1 * x.mean(0)), torch.allclose(bn.running_var, 0.9 + 0.1 * x.var(0))
-(True, True)
+>>> {"running_mean": torch.allclose(bn.running_mean, 0.1 * x.mean(0)),
+...  "running_var (unbiased)": torch.allclose(bn.running_var, 0.9 + 0.1 * x.var(0, correction=1))}
+{'running_mean': True, 'running_var (unbiased)': True}
 >>> bn.num_batches_tracked
 tensor(1)
 >>> _ = bn.eval()
 >>> y = bn(x)                                              # eval mode: the running estimates, no update
->>> torch.allclose(y, (x - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps)), bn.num_batches_tracked
-(True, tensor(1))
+>>> torch.allclose(y, (x - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps))
+True
+>>> bn.num_batches_tracked
+tensor(1)
+
+```
+
+The Transformer encoder is the sly one. In eval mode, with autograd off (`no_grad`, or no parameter
+requiring a gradient), `batch_first=True` and a `src_key_padding_mask` (True at the padding tokens that
+fill short sequences up to the batch's length), `nn.TransformerEncoder` takes a faster path: it packs the
+real tokens into a *nested tensor*, whose rows may have different lengths, runs its layers on that, and
+unpacks the result with zeros where the padding was. In training mode the padded positions get the
+ordinary layer's numbers instead. The real positions agree; the padded ones do not, so any code that
+reads them (a mean over all positions that forgets the mask, say) computes something different in the
+two modes. It decides by the flag of its *first layer*, not its own:
+
+```pycon
+>>> import warnings
+>>> _ = torch.manual_seed(0)
+>>> layer = nn.TransformerEncoderLayer(d_model=4, nhead=2, dim_feedforward=8, dropout=0.0, batch_first=True)
+>>> encoder = nn.TransformerEncoder(layer, num_layers=1)
+>>> src = torch.randn(2, 3, 4)                               # (batch, positions, features)
+>>> padding = torch.tensor([[False, False, True], [False, False, False]])   # sequence 0 has 2 tokens
+>>> with torch.no_grad(), warnings.catch_warnings():
+...     warnings.simplefilter("ignore")                        # nested tensors are a "prototype"
+...     trained = encoder.train()(src, src_key_padding_mask=padding)
+...     evaluated = encoder.eval()(src, src_key_padding_mask=padding)
+>>> {"padded position, train": trained[0, 2].abs().sum().item() > 0,
+...  "padded position, eval": evaluated[0, 2].tolist(),
+...  "real positions agree": torch.allclose(trained[~padding], evaluated[~padding], atol=1e-5)}
+{'padded position, train': True, 'padded position, eval': [0.0, 0.0, 0.0, 0.0], 'real positions agree': True}
 
 ```
 
@@ -110,8 +149,8 @@ data-augmentation tricks) and steps aside in evaluation:
 >>> from torchenstein.nn.modes import NoiseInjection
 >>> noise = NoiseInjection(std=0.5)
 >>> x = torch.zeros(2, 3)
->>> torch.equal(noise(x), x), noise.training
-(False, True)
+>>> {"training": noise.training, "output equals input": torch.equal(noise(x), x)}
+{'training': True, 'output equals input': False}
 >>> noise.eval()
 NoiseInjection(std=0.5)
 >>> noise(x) is x
@@ -169,6 +208,21 @@ batch statistics in both.
 []
 >>> mode_sensitive(nn.BatchNorm1d(3), torch.ones(1, 3))     # a batch of one is refused only in training
 ['']
+>>> mode_sensitive(nn.LSTM(4, 4, num_layers=2, dropout=0.5), torch.randn(3, 2, 4))
+['']
+
+```
+
+The experiment has a blind spot, and the Transformer encoder sits in it. It flips one module's *own*
+flag at a time, so a module that reads another module's flag escapes it: the encoder looks at its first
+layer's flag, and flipping either one alone changes nothing. The whole model in `train()` against the
+whole model in `eval()` shows the difference, as the example above did; `mode_sensitive` does not:
+
+```pycon
+>>> with warnings.catch_warnings():
+...     warnings.simplefilter("ignore")
+...     mode_sensitive(encoder, (src, None, padding))           # (src, mask, src_key_padding_mask)
+[]
 
 ```
 
@@ -215,8 +269,8 @@ and in exchange autograd refuses to save its tensors for a backward pass later.
 >>> with torch.inference_mode():
 ...     frozen = model(x)
 >>> _ = model.train()
->>> prediction.requires_grad, torch.is_inference(frozen), model.training
-(False, True, True)
+>>> {"requires_grad": prediction.requires_grad, "inference tensor": torch.is_inference(frozen), "training again": model.training}
+{'requires_grad': False, 'inference tensor': True, 'training again': True}
 
 ```
 
@@ -251,8 +305,8 @@ module by module (never with `train()`, which would overwrite the whole subtree)
 >>> with evaluating(net) as same_net, torch.no_grad():
 ...     inside = mode_flags(net)
 ...     _ = same_net(x)
->>> any(inside.values()), mode_flags(net) == before, before["1"]
-(False, True, False)
+>>> {"any training inside": any(inside.values()), "flags restored": mode_flags(net) == before, "BatchNorm still frozen": not net[1].training}
+{'any training inside': False, 'flags restored': True, 'BatchNorm still frozen': True}
 >>> with evaluating(net):
 ...     raise KeyError("the validation set caught fire")
 Traceback (most recent call last):
@@ -276,21 +330,24 @@ TypeError: model must be an nn.Module, got str
     error. Twenty evaluations of the same model on the same data give twenty different losses, every one
     worse than the honest eval-mode loss.
 
-```pycon
->>> import torch.nn.functional as F
->>> from torchenstein.nn.modes import fit_dropout_regressor, noisy_regression
->>> model, _ = fit_dropout_regressor()
->>> x_val, y_val = noisy_regression(128, seed=1)
->>> with torch.no_grad():                                  # Hammer: no_grad, but still training mode
-...     hammer = [F.mse_loss(model(x_val), y_val).item() for _ in range(20)]
->>> with evaluating(model), torch.no_grad():               # the fix
-...     honest = [F.mse_loss(model(x_val), y_val).item() for _ in range(20)]
->>> len(set(hammer)), len(set(honest)), min(hammer) > honest[0]
-(20, 1, True)
+    ```pycon
+    >>> import torch.nn.functional as F
+    >>> from torchenstein.nn.modes import fit_dropout_regressor, noisy_regression
+    >>> model, _ = fit_dropout_regressor()
+    >>> x_val, y_val = noisy_regression(128, seed=1)
+    >>> with torch.no_grad():                                  # Hammer: no_grad, but still training mode
+    ...     hammer = [F.mse_loss(model(x_val), y_val).item() for _ in range(20)]
+    >>> with evaluating(model), torch.no_grad():               # the fix
+    ...     honest = [F.mse_loss(model(x_val), y_val).item() for _ in range(20)]
+    >>> {"different losses, dropout on": len(set(hammer)), "different losses, eval": len(set(honest)),
+    ...  "every noisy loss worse": min(hammer) > honest[0]}
+    {'different losses, dropout on': 20, 'different losses, eval': 1, 'every noisy loss worse': True}
 
-```
+    ```
 
-The left panel of the figure after the next trap repeats the experiment over more evaluations.
+    The left panel of the figure after the next trap repeats the experiment over more evaluations.
+
+
 
 !!! hammer "Dr. Hammer's trap: forgetting to switch back"
     Dr. Hammer validates correctly, with `model.eval()`, halfway through training, and never calls
@@ -300,17 +357,17 @@ The left panel of the figure after the next trap repeats the experiment over mor
     with a validation pass after step 20, once switching back and once not: the two loss curves are
     identical up to the validation, and part ways after it.
 
-```pycon
->>> honest_model, honest = fit_dropout_regressor(steps=40, validate_every=20, switch_back=True)
->>> hammer_model, hammer = fit_dropout_regressor(steps=40, validate_every=20, switch_back=False)
->>> honest[:20] == hammer[:20], honest[20:] == hammer[20:]
-(True, False)
->>> honest_model[2].training, hammer_model[2].training           # the first Dropout layer
-(True, False)
->>> all(h < o for h, o in zip(hammer[20:], honest[20:]))          # "look how well it trains!"
-True
+    ```pycon
+    >>> honest_model, honest = fit_dropout_regressor(steps=40, validate_every=20, switch_back=True)
+    >>> hammer_model, hammer = fit_dropout_regressor(steps=40, validate_every=20, switch_back=False)
+    >>> {"same before the validation": honest[:20] == hammer[:20], "same after": honest[20:] == hammer[20:]}
+    {'same before the validation': True, 'same after': False}
+    >>> {"honest dropout training": honest_model[2].training, "Hammer's dropout training": hammer_model[2].training}
+    {'honest dropout training': True, "Hammer's dropout training": False}
+    >>> all(h < o for h, o in zip(hammer[20:], honest[20:]))          # "look how well it trains!"
+    True
 
-```
+    ```
 
 [`plot_mode_bugs`][torchenstein.nn.modes.plot_mode_bugs] draws both of these traps:
 
@@ -322,22 +379,22 @@ True
     normalises with the statistics of the *validation* set. Here a layer whose training data had mean 0
     sees ten validation batches with mean 10:
 
-```pycon
->>> bn = nn.BatchNorm1d(2)                                 # trained on standardised data: mean 0, var 1
->>> val_batch = torch.tensor([[9.0, 11.0], [11.0, 9.0]])   # validation data, mean 10
->>> with torch.no_grad():
-...     for _ in range(10):
-...         _ = bn(val_batch)                              # Hammer: training mode
->>> bn.running_mean.round(decimals=2), bn.num_batches_tracked
-(tensor([6.5100, 6.5100]), tensor(10))
->>> bn = nn.BatchNorm1d(2)
->>> with evaluating(bn), torch.no_grad():                 # the fix: statistics untouched
-...     for _ in range(10):
-...         _ = bn(val_batch)
->>> bn.running_mean, bn.num_batches_tracked
-(tensor([0., 0.]), tensor(0))
+    ```pycon
+    >>> bn = nn.BatchNorm1d(2)                                 # trained on standardised data: mean 0, var 1
+    >>> val_batch = torch.tensor([[9.0, 11.0], [11.0, 9.0]])   # validation data, mean 10
+    >>> with torch.no_grad():
+    ...     for _ in range(10):
+    ...         _ = bn(val_batch)                              # Hammer: training mode
+    >>> {"running_mean": bn.running_mean.round(decimals=2), "num_batches_tracked": bn.num_batches_tracked}
+    {'running_mean': tensor([6.5100, 6.5100]), 'num_batches_tracked': tensor(10)}
+    >>> bn = nn.BatchNorm1d(2)
+    >>> with evaluating(bn), torch.no_grad():                 # the fix: statistics untouched
+    ...     for _ in range(10):
+    ...         _ = bn(val_batch)
+    >>> {"running_mean": bn.running_mean, "num_batches_tracked": bn.num_batches_tracked}
+    {'running_mean': tensor([0., 0.]), 'num_batches_tracked': tensor(0)}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: freezing with `eval()`"
     To fine-tune only a head, Dr. Hammer "freezes" the backbone with `backbone.eval()`, and to be extra
@@ -346,27 +403,27 @@ True
     require gradients. The optimiser moves them at the first step. Freezing is `requires_grad_(False)`
     (plus `eval()` if the backbone has `BatchNorm` statistics to keep).
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> backbone, head = nn.Linear(4, 4), nn.Linear(4, 1)
->>> model = nn.Sequential(backbone, nn.ReLU(), head)
->>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
->>> x = torch.randn(8, 4)
->>> def one_step():
-...     before = backbone.weight.detach().clone()
-...     optimizer.zero_grad()
-...     model(x).pow(2).mean().backward()
-...     optimizer.step()
-...     return torch.equal(before, backbone.weight)
->>> with torch.no_grad():
-...     _ = backbone.eval()                                 # Hammer: "frozen!"
->>> backbone.weight.requires_grad, one_step()
-(True, False)
->>> _ = backbone.requires_grad_(False)                     # the fix
->>> one_step(), backbone.weight.grad is None
-(True, True)
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> backbone, head = nn.Linear(4, 4), nn.Linear(4, 1)
+    >>> model = nn.Sequential(backbone, nn.ReLU(), head)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> x = torch.randn(8, 4)
+    >>> def one_step():
+    ...     before = backbone.weight.detach().clone()
+    ...     optimizer.zero_grad()
+    ...     model(x).pow(2).mean().backward()
+    ...     optimizer.step()
+    ...     return torch.equal(before, backbone.weight)
+    >>> with torch.no_grad():
+    ...     _ = backbone.eval()                                 # Hammer: "frozen!"
+    >>> {"requires_grad": backbone.weight.requires_grad, "unchanged by a step": one_step()}
+    {'requires_grad': True, 'unchanged by a step': False}
+    >>> _ = backbone.requires_grad_(False)                     # the fix
+    >>> {"unchanged by a step": one_step(), "no gradient": backbone.weight.grad is None}
+    {'unchanged by a step': True, 'no gradient': True}
 
-```
+    ```
 
 ## Challenges
 
@@ -391,8 +448,8 @@ Professor's answers pass:
 ```pycon
 >>> from torchenstein.nn.modes import (
 ...     check_freeze_batchnorm, check_honest_validation_loss, freeze_batchnorm, honest_validation_loss)
->>> check_freeze_batchnorm(freeze_batchnorm), check_honest_validation_loss(honest_validation_loss)
-(None, None)
+>>> check_freeze_batchnorm(freeze_batchnorm)
+>>> check_honest_validation_loss(honest_validation_loss)
 
 ```
 """
@@ -412,11 +469,6 @@ from torchenstein.lab import PALETTE, new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-
-def _require_module(model: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
 
 
 def mode_flags(model: nn.Module) -> dict[str, bool]:
@@ -452,17 +504,15 @@ class NoiseInjection(nn.Module):
     Examples:
         >>> layer = NoiseInjection(std=0.1)
         >>> x = torch.ones(3)
-        >>> layer(x).shape, layer.eval()(x) is x
-        (torch.Size([3]), True)
+        >>> layer(x).shape
+        torch.Size([3])
+        >>> layer.eval()(x) is x
+        True
     """
 
     def __init__(self, std: float = 0.1) -> None:
         super().__init__()
-        if isinstance(std, bool) or not isinstance(std, Real):
-            raise TypeError(f"std must be a real number, got {type(std).__name__}")
-        if not math.isfinite(std) or std < 0:
-            raise ValueError(f"std must be a finite number >= 0, got {std!r}")
-        self.std = float(std)
+        self.std = _check_std(std)
 
     def forward(self, input: Tensor) -> Tensor:
         # The whole personality switch is this one test of the flag that `train()` and `eval()` set.
@@ -489,7 +539,13 @@ def _clone_tree(obj: Any) -> Any:
 def _same(a: Any, b: Any) -> bool:
     """Whether two outputs agree: floating tensors up to rounding, other tensors exactly, containers item by item."""
     if isinstance(a, Tensor) or isinstance(b, Tensor):
-        if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.shape != b.shape or a.dtype != b.dtype:
+        if not (isinstance(a, Tensor) and isinstance(b, Tensor)) or a.is_nested != b.is_nested:
+            return False
+        if a.is_nested:
+            # A nested tensor (rows of different lengths, as the Transformer's fast path makes) has no
+            # single shape: compare it row by row.
+            return _same(list(a.unbind()), list(b.unbind()))
+        if a.shape != b.shape or a.dtype != b.dtype:
             return False
         exact = not (a.is_floating_point() or a.is_complex())
         return torch.equal(a, b) if exact else torch.allclose(a, b, equal_nan=True)
@@ -553,8 +609,7 @@ def mode_sensitive(model: nn.Module, input: Tensor | tuple, *, seed: int = 0) ->
         TypeError: input must be a tensor or a tuple of positional arguments, got list
     """
     _require_module(model)
-    if not isinstance(input, (Tensor, tuple)):
-        raise TypeError(f"input must be a tensor or a tuple of positional arguments, got {type(input).__name__}")
+    _require_input(input)
     args = (input,) if isinstance(input, Tensor) else input
     slots = _buffer_slots(model)
     saved = [buffer.detach().clone() for _, _, buffer in slots]
@@ -614,10 +669,10 @@ class evaluating:
         >>> model = nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(2))
         >>> _ = model[1].eval()
         >>> with evaluating(model) as m:
-        ...     m is model, model.training, model[0].training
-        (True, False, False)
-        >>> model.training, model[0].training, model[1].training
-        (True, True, False)
+        ...     print({"same model": m is model, "root training": model.training, "dropout training": model[0].training})
+        {'same model': True, 'root training': False, 'dropout training': False}
+        >>> mode_flags(model)
+        {'': True, '0': True, '1': False}
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -684,13 +739,12 @@ def fit_dropout_regressor(
 
     Examples:
         >>> model, losses = fit_dropout_regressor(steps=3)
-        >>> len(losses), model.training, model[2]
-        (3, True, Dropout(p=0.3, inplace=False))
+        >>> {"steps": len(losses), "training": model.training}
+        {'steps': 3, 'training': True}
+        >>> model[2]
+        Dropout(p=0.3, inplace=False)
     """
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    if validate_every is not None and validate_every < 1:
-        raise ValueError(f"validate_every must be None or at least 1, got {validate_every}")
+    _check_schedule(steps, validate_every)
     x, y = noisy_regression(256, seed=seed)
     x_val, y_val = noisy_regression(128, seed=seed + 1)
     losses = []
@@ -780,8 +834,11 @@ def freeze_batchnorm(model: nn.Module) -> list[str]:
 
     Examples:
         >>> model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout(0.1))
-        >>> freeze_batchnorm(model), model[1].training, model[1].weight.requires_grad, model[2].training
-        (['1'], False, False, True)
+        >>> freeze_batchnorm(model)
+        ['1']
+        >>> {"BatchNorm training": model[1].training, "its weight learns": model[1].weight.requires_grad,
+        ...  "Dropout training": model[2].training}
+        {'BatchNorm training': False, 'its weight learns': False, 'Dropout training': True}
     """
     _require_module(model)
     frozen = []
@@ -854,8 +911,8 @@ def honest_validation_loss(
         >>> model = nn.Sequential(nn.Linear(2, 1), nn.Dropout(0.5))
         >>> batches = [(torch.ones(3, 2), torch.zeros(3, 1)), (torch.ones(1, 2), torch.zeros(1, 1))]
         >>> a = honest_validation_loss(model, batches, F.mse_loss)
-        >>> a == honest_validation_loss(model, batches, F.mse_loss), model.training
-        (True, True)
+        >>> {"repeatable": a == honest_validation_loss(model, batches, F.mse_loss), "training again": model.training}
+        {'repeatable': True, 'training again': True}
     """
     _require_module(model)
     total, count = 0.0, 0
@@ -925,3 +982,31 @@ def check_honest_validation_loss(candidate: Callable) -> None:
     except ValueError:
         return
     raise AssertionError("an empty iterable of batches should raise ValueError")
+
+
+# Argument checks, kept at the foot so that the two personalities above read first.
+
+
+def _require_module(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+
+
+def _require_input(input: object) -> None:
+    if not isinstance(input, (Tensor, tuple)):
+        raise TypeError(f"input must be a tensor or a tuple of positional arguments, got {type(input).__name__}")
+
+
+def _check_std(std: object) -> float:
+    if isinstance(std, bool) or not isinstance(std, Real):
+        raise TypeError(f"std must be a real number, got {type(std).__name__}")
+    if not math.isfinite(std) or std < 0:
+        raise ValueError(f"std must be a finite number >= 0, got {std!r}")
+    return float(std)
+
+
+def _check_schedule(steps: object, validate_every: object) -> None:
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if validate_every is not None and validate_every < 1:
+        raise ValueError(f"validate_every must be None or at least 1, got {validate_every}")

@@ -60,8 +60,8 @@ to register it: no list to append to, no registry to call.
 ```pycon
 >>> lobe = Lobe(3, 4)
 >>> w = lobe.weight
->>> isinstance(w, torch.Tensor), isinstance(w, nn.Parameter), w.requires_grad, w.is_leaf
-(True, True, True, True)
+>>> {"Tensor": isinstance(w, torch.Tensor), "Parameter": isinstance(w, nn.Parameter), "requires_grad": w.requires_grad, "leaf": w.is_leaf}
+{'Tensor': True, 'Parameter': True, 'requires_grad': True, 'leaf': True}
 >>> [name for name, _ in lobe.named_parameters()]
 ['weight', 'bias']
 >>> type(w * 2).__name__   # arithmetic on a Parameter gives a plain tensor, not a new Parameter
@@ -79,8 +79,8 @@ Traceback (most recent call last):
 TypeError: cannot assign 'torch.FloatTensor' as parameter 'weight' (torch.nn.Parameter or None expected)
 >>> with torch.no_grad():
 ...     _ = lobe.weight.zero_().fill_diagonal_(1.0)
->>> lobe.weight.sum().item(), lobe.weight is w
-(3.0, True)
+>>> {"sum": lobe.weight.sum().item(), "same object": lobe.weight is w}
+{'sum': 3.0, 'same object': True}
 
 ```
 
@@ -97,8 +97,8 @@ activity that nobody needs to save:
 ```pycon
 >>> [(name, tuple(b.shape), b.dtype) for name, b in brain.named_buffers()]
 [('input_mean', (3,), torch.float32), ('num_batches_tracked', (), torch.int64), ('last_activity', (4,), torch.float32)]
->>> brain.num_batches_tracked.item(), brain.num_batches_tracked.requires_grad
-(1, False)
+>>> {"batches": brain.num_batches_tracked.item(), "requires_grad": brain.num_batches_tracked.requires_grad}
+{'batches': 1, 'requires_grad': False}
 >>> list(brain.state_dict())
 ['temperature', 'input_mean', 'num_batches_tracked', 'encoder.weight', 'encoder.bias', 'block.0.weight', 'block.0.bias', 'decoder.weight', 'decoder.bias']
 >>> "last_activity" in brain.state_dict()
@@ -120,14 +120,16 @@ instance `__dict__`. `__getattr__`, which Python consults only when normal looku
 filed objects again. Each module owns its own three dicts, holding only its *direct* members:
 
 ```pycon
->>> list(brain._parameters), list(brain._buffers), list(brain._modules)
-(['temperature'], ['input_mean', 'num_batches_tracked', 'last_activity'], ['encoder', 'block', 'decoder'])
+>>> {"_parameters": list(brain._parameters), "_buffers": list(brain._buffers), "_modules": list(brain._modules)}
+{'_parameters': ['temperature'], '_buffers': ['input_mean', 'num_batches_tracked', 'last_activity'], '_modules': ['encoder', 'block', 'decoder']}
 >>> brain._non_persistent_buffers_set
 {'last_activity'}
->>> "encoder" in vars(brain), "momentum" in vars(brain)   # filed away vs. an ordinary attribute
-(False, True)
->>> brain.encoder is brain._modules["encoder"], list(brain.block._modules)
-(True, ['0', '1'])
+>>> {"encoder in __dict__": "encoder" in vars(brain), "momentum in __dict__": "momentum" in vars(brain)}
+{'encoder in __dict__': False, 'momentum in __dict__': True}
+>>> brain.encoder is brain._modules["encoder"]
+True
+>>> list(brain.block._modules)
+['0', '1']
 
 ```
 
@@ -180,16 +182,19 @@ True
 ```
 
 `to()` moves parameters and buffers together. For a dtype cast the parameter objects stay the same
-(only their data is replaced), so an optimiser that already holds them still does; the safe habit is
-still to move the model first and build the optimiser after. A dtype cast touches only *floating
-point* tensors: the integer counter keeps its `int64`, as it must. The `meta` device, which stores
-shapes but no data, shows a move on any machine:
+(only their data is replaced), so an optimiser built before the cast still holds the right objects,
+but not the right *state*: its running averages keep the old dtype (see the trap "casting under a live
+optimiser"). Move and cast the model first, then build the optimiser. A dtype cast touches only
+*floating point* tensors: the integer counter keeps its `int64`, as it must. The `meta` device, which
+stores shapes but no data, shows a move on any machine:
 
 ```pycon
 >>> weight = brain.encoder.weight
 >>> _ = brain.to(torch.float64)
->>> brain.encoder.weight is weight, weight.dtype, brain.input_mean.dtype, brain.num_batches_tracked.dtype
-(True, torch.float64, torch.float64, torch.int64)
+>>> brain.encoder.weight is weight
+True
+>>> {"weight": weight.dtype, "input_mean": brain.input_mean.dtype, "num_batches_tracked": brain.num_batches_tracked.dtype}
+{'weight': torch.float64, 'input_mean': torch.float64, 'num_batches_tracked': torch.int64}
 >>> ghost = Brain().to("meta")
 >>> {t.device.type for t in [*ghost.parameters(), *ghost.buffers()]}
 {'meta'}
@@ -206,12 +211,14 @@ training. The [Train vs eval](../modes/index.md) lesson looks closer.
 
 ```pycon
 >>> _ = brain.eval()
->>> [m.training for m in brain.modules()]
-[False, False, False, False, False, False]
+>>> {name: m.training for name, m in brain.named_modules()}
+{'': False, 'encoder': False, 'block': False, 'block.0': False, 'block.1': False, 'decoder': False}
 >>> before = brain.num_batches_tracked.item()
 >>> _ = brain(torch.randn(2, 3, dtype=torch.float64))
->>> brain.num_batches_tracked.item() == before, brain.train() is brain, brain.block[1].training
-(True, True, True)
+>>> brain.num_batches_tracked.item() == before   # no update in eval mode
+True
+>>> {"train() returns the module": brain.train() is brain, "child training again": brain.block[1].training}
+{'train() returns the module': True, 'child training again': True}
 
 ```
 
@@ -248,13 +255,14 @@ the two are built from the same random numbers, so they must agree on every name
 ...     return [(name, tuple(t.shape), t.dtype) for name, t in named]
 >>> layout(tiny.named_parameters()) == layout(real.named_parameters())
 True
->>> layout(tiny.named_buffers()) == layout(real.named_buffers()), list(tiny.state_dict()) == list(real.state_dict())
-(True, True)
+>>> {"buffers": layout(tiny.named_buffers()) == layout(real.named_buffers()),
+...  "state_dict keys": list(tiny.state_dict()) == list(real.state_dict())}
+{'buffers': True, 'state_dict keys': True}
 >>> [name for name, _ in tiny.named_modules()] == [name for name, _ in real.named_modules()]
 True
 >>> x = torch.randn(6, 3)
->>> torch.equal(tiny(x), real(x)), torch.equal(tiny.input_mean, real.input_mean)
-(True, True)
+>>> {"output": torch.equal(tiny(x), real(x)), "running mean": torch.equal(tiny.input_mean, real.input_mean)}
+{'output': True, 'running mean': True}
 >>> tiny.weight = torch.zeros(2)     # an unregistered name: an ordinary attribute, like nn.Module's
 >>> "weight" in dict(tiny.named_parameters())
 False
@@ -275,86 +283,117 @@ of `apply`, casting with `to`, and the errors.
     even gets gradients, but the module never filed it: the optimiser built from `parameters()` never
     updates it, the `state_dict` never saves it, and `to()` never moves it.
 
-```pycon
->>> class HammerLobe(nn.Module):
-...     def __init__(self):
-...         super().__init__()
-...         self.weight = torch.randn(2, 3, requires_grad=True)   # a plain tensor: not registered
-...         self.bias = nn.Parameter(torch.zeros(2))
->>> hammer = HammerLobe()
->>> [name for name, _ in hammer.named_parameters()], list(hammer.state_dict())
-(['bias'], ['bias'])
->>> hammer.to(torch.float64).weight.dtype
-torch.float32
->>> class FixedLobe(HammerLobe):
-...     def __init__(self):
-...         super().__init__()
-...         self.weight = nn.Parameter(torch.randn(2, 3))
->>> [name for name, _ in FixedLobe().named_parameters()]
-['bias', 'weight']
+    ```pycon
+    >>> class HammerLobe(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.weight = torch.randn(2, 3, requires_grad=True)   # a plain tensor: not registered
+    ...         self.bias = nn.Parameter(torch.zeros(2))
+    >>> hammer = HammerLobe()
+    >>> {"parameters": [name for name, _ in hammer.named_parameters()], "state_dict": list(hammer.state_dict())}
+    {'parameters': ['bias'], 'state_dict': ['bias']}
+    >>> hammer.to(torch.float64).weight.dtype
+    torch.float32
+    >>> class FixedLobe(HammerLobe):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.weight = nn.Parameter(torch.randn(2, 3))
+    >>> [name for name, _ in FixedLobe().named_parameters()]
+    ['bias', 'weight']
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: no `super().__init__()`"
     Skip the parent constructor and the filing cabinet is never built, so the very first submodule
     assignment fails.
 
-```pycon
->>> class Headless(nn.Module):
-...     def __init__(self):
-...         self.encoder = Lobe(3, 4)
->>> Headless()
-Traceback (most recent call last):
-...
-AttributeError: cannot assign module before Module.__init__() call
+    ```pycon
+    >>> class Headless(nn.Module):
+    ...     def __init__(self):
+    ...         self.encoder = Lobe(3, 4)
+    >>> Headless()
+    Traceback (most recent call last):
+    ...
+    AttributeError: cannot assign module before Module.__init__() call
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: calling `forward` directly"
     `model.forward(x)` computes the same numbers as `model(x)` but bypasses `__call__`, and with it every
     hook, including those that profilers, pruning and some parallel wrappers rely on.
 
-```pycon
->>> calls = []
->>> handle = brain.register_forward_hook(lambda module, args, output: calls.append(output.shape))
->>> x = torch.randn(4, 3, dtype=torch.float64)
->>> _ = brain(x)
->>> _ = brain.forward(x)
->>> len(calls)
-1
->>> handle.remove()
+    ```pycon
+    >>> calls = []
+    >>> handle = brain.register_forward_hook(lambda module, args, output: calls.append(output.shape))
+    >>> x = torch.randn(4, 3, dtype=torch.float64)
+    >>> _ = brain(x)
+    >>> _ = brain.forward(x)
+    >>> len(calls)
+    1
+    >>> handle.remove()
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: a constant filed as a parameter"
     Dr. Hammer stores a fixed normalising mean as an `nn.Parameter`. It now sits in `parameters()`, the
     optimiser gets it, and the first step quietly "learns" his constant away. A buffer keeps it constant,
     and still saved and moved with the model.
 
-```pycon
->>> class HammerNormaliser(nn.Module):
-...     def __init__(self, mean):
-...         super().__init__()
-...         self.mean = nn.Parameter(mean)
-...     def forward(self, x):
-...         return x - self.mean
->>> hammer = HammerNormaliser(torch.zeros(2))
->>> [name for name, _ in hammer.named_parameters()]
-['mean']
->>> optimiser = torch.optim.SGD(hammer.parameters(), lr=0.5)
->>> hammer(torch.ones(2)).pow(2).sum().backward()
->>> optimiser.step()
->>> hammer.mean.tolist()   # the constant has moved
-[1.0, 1.0]
->>> class FixedNormaliser(HammerNormaliser):
-...     def __init__(self, mean):
-...         nn.Module.__init__(self)   # skip the parent's __init__, keep its forward
-...         self.register_buffer("mean", mean)
->>> fixed = FixedNormaliser(torch.zeros(2))
->>> list(fixed.parameters()), list(fixed.state_dict()), fixed.to(torch.float64).mean.dtype
-([], ['mean'], torch.float64)
+    ```pycon
+    >>> class HammerNormaliser(nn.Module):
+    ...     def __init__(self, mean):
+    ...         super().__init__()
+    ...         self.mean = nn.Parameter(mean)
+    ...     def forward(self, x):
+    ...         return x - self.mean
+    >>> hammer = HammerNormaliser(torch.zeros(2))
+    >>> [name for name, _ in hammer.named_parameters()]
+    ['mean']
+    >>> optimiser = torch.optim.SGD(hammer.parameters(), lr=0.5)
+    >>> hammer(torch.ones(2)).pow(2).sum().backward()
+    >>> optimiser.step()
+    >>> hammer.mean.tolist()   # the constant has moved
+    [1.0, 1.0]
+    >>> class FixedNormaliser(HammerNormaliser):
+    ...     def __init__(self, mean):
+    ...         nn.Module.__init__(self)   # skip the parent's __init__, keep its forward
+    ...         self.register_buffer("mean", mean)
+    >>> fixed = FixedNormaliser(torch.zeros(2))
+    >>> {"parameters": list(fixed.parameters()), "state_dict": list(fixed.state_dict()), "cast": fixed.to(torch.float64).mean.dtype}
+    {'parameters': [], 'state_dict': ['mean'], 'cast': torch.float64}
 
-```
+    ```
+
+!!! hammer "Dr. Hammer's trap: casting under a live optimiser"
+    Ten steps into training, Dr. Hammer decides he wants float64 and calls `model.to(torch.float64)`.
+    The parameters are the same objects, so his Adam optimiser still holds them; but Adam's *state*,
+    the two running averages it keeps per parameter, was made in float32 and `to()` never touches it.
+    The next step mixes the two dtypes and crashes. (SGD with momentum does not crash: it silently keeps
+    its momentum in float32.) Cast first and build the optimiser after; if the optimiser must survive,
+    reload its own state: `load_state_dict` casts the saved averages to each parameter's dtype.
+
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> lobe = Lobe(3, 2)
+    >>> optimiser = torch.optim.Adam(lobe.parameters(), lr=0.1)
+    >>> def step(dtype):
+    ...     optimiser.zero_grad()
+    ...     lobe(torch.randn(4, 3, dtype=dtype)).pow(2).sum().backward()
+    ...     optimiser.step()
+    >>> step(torch.float32)
+    >>> _ = lobe.to(torch.float64)
+    >>> {"weight": lobe.weight.dtype, "Adam's exp_avg": optimiser.state[lobe.weight]["exp_avg"].dtype}
+    {'weight': torch.float64, "Adam's exp_avg": torch.float32}
+    >>> step(torch.float64)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: expected dtype float for `end` but got dtype double
+    >>> optimiser.load_state_dict(optimiser.state_dict())   # the fix: the state follows the parameters
+    >>> step(torch.float64)
+    >>> optimiser.state[lobe.weight]["exp_avg"].dtype
+    torch.float64
+
+    ```
 
 ## Challenges
 
@@ -406,8 +445,10 @@ class Lobe(nn.Module):
 
     Examples:
         >>> lobe = Lobe(3, 2)
-        >>> lobe(torch.ones(4, 3)).shape, [name for name, _ in lobe.named_parameters()]
-        (torch.Size([4, 2]), ['weight', 'bias'])
+        >>> lobe(torch.ones(4, 3)).shape
+        torch.Size([4, 2])
+        >>> [name for name, _ in lobe.named_parameters()]
+        ['weight', 'bias']
     """
 
     def __init__(self, in_features: int, out_features: int) -> None:
@@ -441,8 +482,10 @@ class Brain(nn.Module):
 
     Examples:
         >>> brain = Brain(in_features=3, hidden_features=5, out_features=2)
-        >>> brain(torch.randn(7, 3)).shape, brain.num_batches_tracked.item()
-        (torch.Size([7, 2]), 1)
+        >>> brain(torch.randn(7, 3)).shape
+        torch.Size([7, 2])
+        >>> brain.num_batches_tracked.item()
+        1
     """
 
     def __init__(self, in_features: int = 3, hidden_features: int = 4, out_features: int = 2, momentum: float = 0.1) -> None:
@@ -553,12 +596,13 @@ class TinyParameter(torch.Tensor):
     a tensor is built before any ``__init__`` could run.
 
     Raises:
-        TypeError: if ``data`` is not a tensor.
+        TypeError: if ``data`` is not a tensor. Where it differs from PyTorch: ``nn.Parameter`` fails
+            there with an ``AttributeError`` (a list has no ``detach``), which names no argument.
 
     Examples:
         >>> p = TinyParameter(torch.ones(2))
-        >>> isinstance(p, torch.Tensor), p.requires_grad, p.is_leaf, type(p * 2).__name__
-        (True, True, True, 'Tensor')
+        >>> {"Tensor": isinstance(p, torch.Tensor), "requires_grad": p.requires_grad, "leaf": p.is_leaf, "p * 2": type(p * 2).__name__}
+        {'Tensor': True, 'requires_grad': True, 'leaf': True, 'p * 2': 'Tensor'}
     """
 
     # Operations on a parameter return plain tensors. Without this line `x @ weight` would be a
@@ -583,8 +627,8 @@ class TinyModule:
     Examples:
         >>> cabinet = TinyModule()
         >>> cabinet.gain, cabinet.child, cabinet.note = TinyParameter(torch.ones(2)), TinyReLU(), torch.ones(2)
-        >>> list(cabinet._parameters), list(cabinet._modules), "note" in vars(cabinet), "gain" in vars(cabinet)
-        (['gain'], ['child'], True, False)
+        >>> {"_parameters": list(cabinet._parameters), "_modules": list(cabinet._modules), "__dict__ has": [k for k in ("note", "gain") if k in vars(cabinet)]}
+        {'_parameters': ['gain'], '_modules': ['child'], '__dict__ has': ['note']}
     """
 
     training: bool
@@ -650,20 +694,12 @@ class TinyModule:
         """File ``tensor`` as a buffer named ``name``, in the `state_dict` only if ``persistent``.
 
         Raises:
+            AttributeError: if ``TinyModule.__init__`` has not run yet.
             TypeError: if ``name`` is not a string or ``tensor`` is neither a tensor nor None.
-            ValueError: if ``name`` is empty, dotted or already another attribute.
+            KeyError: if ``name`` is empty, dotted or already another attribute (PyTorch's exception
+                types, case by case).
         """
-        if "_buffers" not in self.__dict__:
-            raise AttributeError("cannot assign buffer before TinyModule.__init__() call")
-        if not isinstance(name, str):
-            raise TypeError(f"buffer name must be a str, got {type(name).__name__}")
-        if name == "" or "." in name:
-            raise ValueError(f'buffer name must be non-empty and contain no ".", got {name!r}')
-        # A name that already means something else (a parameter, a method) may not become a buffer.
-        if hasattr(self, name) and name not in self._buffers:
-            raise ValueError(f"buffer name {name!r} is already an attribute of {type(self).__name__}")
-        if tensor is not None and not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"cannot assign {type(tensor).__name__!r} object to buffer {name!r} (torch.Tensor or None required)")
+        _check_buffer(self, name, tensor)
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -910,8 +946,10 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
         TypeError: if ``module`` is not an ``nn.Module``.
 
     Examples:
-        >>> count_parameters(Lobe(3, 4)), count_parameters(Lobe(3, 4).requires_grad_(False), trainable_only=True)
-        (16, 0)
+        >>> count_parameters(Lobe(3, 4))
+        16
+        >>> count_parameters(Lobe(3, 4).requires_grad_(False), trainable_only=True)
+        0
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
@@ -995,10 +1033,7 @@ def freeze_by_prefix(module: nn.Module, prefix: str) -> list[str]:
         ...
         TypeError: prefix must be a str, got int
     """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
-    if not isinstance(prefix, str):
-        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")
+    _check_freeze_arguments(module, prefix)
     frozen = []
     for name, param in module.named_parameters():
         # Match whole components: "encoder" is above "encoder.weight" but not above "encoder2.weight".
@@ -1046,3 +1081,31 @@ def check_freeze_by_prefix(candidate: Callable) -> None:
             assert param.requires_grad == should_train, (
                 f"prefix {prefix!r}: {name} should {'still train' if should_train else 'be frozen'}")
     _assert_type_error(lambda: candidate(_freeze_specimen(), None), "a prefix that is not a string: raise TypeError")
+
+
+# Argument checks, kept down here so that the module system above reads as the idea it is.
+
+
+def _check_buffer(module: TinyModule, name: object, tensor: object) -> None:
+    # The same checks, in the same order and with the same exception types, as nn.Module's own:
+    # a KeyError for a name that cannot be an attribute key, a TypeError for a value of the wrong type.
+    if "_buffers" not in module.__dict__:
+        raise AttributeError("cannot assign buffer before TinyModule.__init__() call")
+    if not isinstance(name, str):
+        raise TypeError(f"buffer name must be a str, got {type(name).__name__}")
+    if "." in name:
+        raise KeyError(f'buffer name cannot contain ".", got {name!r}')
+    if name == "":
+        raise KeyError('buffer name cannot be the empty string ""')
+    # A name that already means something else (a parameter, a method) may not become a buffer.
+    if hasattr(module, name) and name not in module._buffers:
+        raise KeyError(f"buffer name {name!r} is already an attribute of {type(module).__name__}")
+    if tensor is not None and not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"cannot assign {type(tensor).__name__!r} object to buffer {name!r} (torch.Tensor or None required)")
+
+
+def _check_freeze_arguments(module: object, prefix: object) -> None:
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, got {type(prefix).__name__}")

@@ -42,8 +42,8 @@ input has $N \cdot C \cdot L$ logits but only $N \cdot L$ targets. (And `F.kl_di
 >>> [tuple(F.cross_entropy(logits, labels, reduction=r).shape) for r in ("none", "sum", "mean")]
 [(2, 4), (), ()]
 >>> total = F.cross_entropy(logits, labels, reduction="sum")
->>> labels.numel(), logits.numel()
-(8, 24)
+>>> {"targets": labels.numel(), "logits": logits.numel()}
+{'targets': 8, 'logits': 24}
 >>> torch.allclose(F.cross_entropy(logits, labels), total / labels.numel())    # divided by the targets
 True
 >>> torch.allclose(F.cross_entropy(logits, labels), total / logits.numel())    # not by the logits
@@ -80,8 +80,8 @@ tensor([0., 0., 0., 0.], grad_fn=<IndexBackward0>)
 >>> mean = F.cross_entropy(logits.transpose(1, 2), labels)
 >>> torch.allclose(mean, per_token.sum() / (labels != -100).sum())
 True
->>> round(mean.item(), 4), round(per_token.mean().item(), 4)          # right, and half of right
-(1.5668, 0.7834)
+>>> {"right": round(mean.item(), 4), "half of right": round(per_token.mean().item(), 4)}
+{'right': 1.5668, 'half of right': 0.7834}
 >>> mean.backward()
 >>> logits.grad[labels == -100].abs().sum().item()                   # no gradient reaches padding
 0.0
@@ -172,9 +172,13 @@ ValueError: target must hold class indices in [0, 5) or ignore_index=-100, got 5
 ```
 
 The tests prove it equal to `F.cross_entropy` for $(C)$, $(N, C)$, $(N, C, L)$ and $(N, C, H, W)$ inputs,
-all three reductions, with and without weights and label smoothing, all-ignored batches included (`nan`
-for "mean", 0 for "sum"), and gradients too: against PyTorch's and with `torch.autograd.gradcheck` in
-float64.
+all three reductions, with and without weights and label smoothing, all-ignored and empty batches
+included (`nan` for "mean", 0 for "sum"), in float16, bfloat16, float32 and float64, on transposed,
+strided and expanded logits and on logits up to each dtype's largest value, and gradients too: against
+PyTorch's and with `torch.autograd.gradcheck` in float64. Where it differs from PyTorch: in float16 and
+bfloat16 it computes in float32 and rounds once (PyTorch's kernels round in between, so the two agree to
+a few units in the last place), and it accepts class weights of any floating dtype, where PyTorch wants
+the input's.
 
 ## Masking by hand: `masked_cross_entropy`
 
@@ -250,8 +254,8 @@ sequence more say than each token of a long one:
 >>> mask = torch.tensor([[True, False, False, False], [True, True, True, True]])
 >>> per_token = token_losses[mask].mean()
 >>> per_sequence = mean_without_padding(token_losses, mask, dim=1).mean()
->>> round(per_token.item(), 4), round(per_sequence.item(), 4)
-(1.6, 2.5)
+>>> {"per token": round(per_token.item(), 4), "per sequence": round(per_sequence.item(), 4)}
+{'per token': 1.6, 'per sequence': 2.5}
 
 ```
 
@@ -292,8 +296,9 @@ multiply each loss by the number of processes to undo that average.)
 >>> full = token_ce(logits, labels)
 >>> means = [token_ce(logits[part], labels[part]) for part in parts]
 >>> weighted = sum(w * m for w, m in zip(accumulated_token_loss_weights(counts), means))
->>> round(full.item(), 4), round(weighted.item(), 4), round((sum(means) / 2).item(), 4)
-(2.4248, 2.4248, 2.2612)
+>>> {"full batch": round(full.item(), 4), "weighted means": round(weighted.item(), 4),
+...  "plain average of means": round((sum(means) / 2).item(), 4)}
+{'full batch': 2.4248, 'weighted means': 2.4248, 'plain average of means': 2.2612}
 >>> full.backward()
 >>> full_grad, logits.grad = logits.grad, None
 >>> for part in parts:
@@ -312,44 +317,44 @@ second micro-batch the same total say as the ten of the first.
     trains on their `.mean()`. The zeros of the ignored positions join the average: his loss, and his
     gradient, shrink with the padding, and batches with more padding learn less.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> logits = torch.randn(8, 3)
->>> labels = torch.tensor([0, 1, 2, 1, -100, -100, -100, -100])
->>> per_token = F.cross_entropy(logits, labels, reduction="none")
->>> hammer, honest = per_token.mean(), per_token.sum() / (labels != -100).sum()
->>> round(hammer.item(), 4), round(honest.item(), 4)
-(0.3839, 0.7678)
->>> torch.allclose(honest, F.cross_entropy(logits, labels))
-True
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> logits = torch.randn(8, 3)
+    >>> labels = torch.tensor([0, 1, 2, 1, -100, -100, -100, -100])
+    >>> per_token = F.cross_entropy(logits, labels, reduction="none")
+    >>> hammer, honest = per_token.mean(), per_token.sum() / (labels != -100).sum()
+    >>> {"Hammer": round(hammer.item(), 4), "honest": round(honest.item(), 4)}
+    {'Hammer': 0.3839, 'honest': 0.7678}
+    >>> torch.allclose(honest, F.cross_entropy(logits, labels))
+    True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: padding the labels with 0"
     Dr. Hammer pads his labels with the pad token's id, 0, and keeps the default `ignore_index=-100`.
     Nothing is ignored: every padded position is a training example that says "after the end, predict
     token 0", the loss includes them, and the gradient pushes the pad logit up.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> logits = torch.randn(2, 4, 5, requires_grad=True)              # (B, T, V); token 0 is the pad
->>> real = torch.arange(4) < torch.tensor([[4], [2]])               # (B, T): lengths 4 and 2
->>> tokens = torch.randint(1, 5, (2, 4))
->>> hammer_labels, honest_labels = tokens.masked_fill(~real, 0), tokens.masked_fill(~real, -100)
->>> hammer = F.cross_entropy(logits.transpose(1, 2), hammer_labels)
->>> honest = F.cross_entropy(logits.transpose(1, 2), honest_labels)
->>> round(hammer.item(), 4), round(honest.item(), 4)
-(1.5393, 1.496)
->>> hammer.backward()
->>> logits.grad[1, 2:, 0] < 0                  # descent raises the pad logit at the padded positions
-tensor([True, True])
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> logits = torch.randn(2, 4, 5, requires_grad=True)              # (B, T, V); token 0 is the pad
+    >>> real = torch.arange(4) < torch.tensor([[4], [2]])               # (B, T): lengths 4 and 2
+    >>> tokens = torch.randint(1, 5, (2, 4))
+    >>> hammer_labels, honest_labels = tokens.masked_fill(~real, 0), tokens.masked_fill(~real, -100)
+    >>> hammer = F.cross_entropy(logits.transpose(1, 2), hammer_labels)
+    >>> honest = F.cross_entropy(logits.transpose(1, 2), honest_labels)
+    >>> {"Hammer": round(hammer.item(), 4), "honest": round(honest.item(), 4)}
+    {'Hammer': 1.5393, 'honest': 1.496}
+    >>> hammer.backward()
+    >>> logits.grad[1, 2:, 0] < 0                  # descent raises the pad logit at the padded positions
+    tensor([True, True])
 
-```
+    ```
 
-The fix is $-100$ (or a mask) wherever the label must not count. Setting `ignore_index` to the pad id
-works only if the pad token never appears as a real label: many recipes reuse the end-of-sequence
-token as padding (GPT-2 has no pad token of its own), and ignoring it everywhere means the model never
-learns to stop. Build the labels from the attention mask, not from the token ids.
+    The fix is $-100$ (or a mask) wherever the label must not count. Setting `ignore_index` to the pad
+    id works only if the pad token never appears as a real label: many recipes reuse the end-of-sequence
+    token as padding (GPT-2 has no pad token of its own), and ignoring it everywhere means the model
+    never learns to stop. Build the labels from the attention mask, not from the token ids.
 
 !!! hammer "Dr. Hammer's trap: averaging micro-batch means"
     With gradient accumulation, Dr. Hammer divides each micro-batch's mean by the number of
@@ -358,18 +363,18 @@ learns to stop. Build the labels from the attention mask, not from the token ids
     $2.4248$, and his gradient is off the same way. Divide each micro-batch's sum by the step's total
     count of tokens instead.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> logits = torch.randn(4, 3, requires_grad=True)
->>> labels = torch.tensor([0, 2, 1, -100])
->>> (full_grad,) = torch.autograd.grad(F.cross_entropy(logits, labels), logits)
->>> parts = [slice(0, 2), slice(2, 4)]                  # 2 counted tokens, then 1
->>> hammer = sum(F.cross_entropy(logits[part], labels[part]) for part in parts) / len(parts)
->>> honest = sum(F.cross_entropy(logits[part], labels[part], reduction="sum") for part in parts) / (labels != -100).sum()
->>> [torch.allclose(torch.autograd.grad(loss, logits)[0], full_grad) for loss in (hammer, honest)]
-[False, True]
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> logits = torch.randn(4, 3, requires_grad=True)
+    >>> labels = torch.tensor([0, 2, 1, -100])
+    >>> (full_grad,) = torch.autograd.grad(F.cross_entropy(logits, labels), logits)
+    >>> parts = [slice(0, 2), slice(2, 4)]                  # 2 counted tokens, then 1
+    >>> hammer = sum(F.cross_entropy(logits[part], labels[part]) for part in parts) / len(parts)
+    >>> honest = sum(F.cross_entropy(logits[part], labels[part], reduction="sum") for part in parts) / (labels != -100).sum()
+    >>> {name: torch.allclose(torch.autograd.grad(loss, logits)[0], full_grad) for name, loss in (("Hammer", hammer), ("honest", honest))}
+    {'Hammer': False, 'honest': True}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: the all-ignored batch"
     Once in a long while, a batch has no counted token. PyTorch's mean is `nan` (its own backward then gives
@@ -378,25 +383,25 @@ learns to stop. Build the labels from the attention mask, not from the token ids
     `mask.sum()`, and $0 \cdot \frac{1}{0}$ sends `nan` into every gradient; one optimizer step later every
     weight is `nan`, for good.
 
-```pycon
->>> model = torch.nn.Linear(3, 4)
->>> x = torch.randn(5, 3)
->>> labels, mask = torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.bool)  # nothing counts
->>> running = 1.0 + F.cross_entropy(model(x), labels.masked_fill(~mask, -100)).item()  # the logged average
->>> running
-nan
->>> hammer = (F.cross_entropy(model(x), labels, reduction="none") * mask).sum() / mask.sum()
->>> hammer.backward()
->>> torch.optim.SGD(model.parameters(), lr=0.1).step()
->>> bool(model.weight.isnan().all())
-True
->>> model = torch.nn.Linear(3, 4)
->>> if mask.any():                                                     # the guard: skip the step
-...     masked_cross_entropy(model(x), labels, mask).backward()
->>> model.weight.grad is None, bool(model.weight.isnan().any())
-(True, False)
+    ```pycon
+    >>> model = torch.nn.Linear(3, 4)
+    >>> x = torch.randn(5, 3)
+    >>> labels, mask = torch.zeros(5, dtype=torch.long), torch.zeros(5, dtype=torch.bool)  # nothing counts
+    >>> running = 1.0 + F.cross_entropy(model(x), labels.masked_fill(~mask, -100)).item()  # the logged average
+    >>> running
+    nan
+    >>> hammer = (F.cross_entropy(model(x), labels, reduction="none") * mask).sum() / mask.sum()
+    >>> hammer.backward()
+    >>> torch.optim.SGD(model.parameters(), lr=0.1).step()
+    >>> bool(model.weight.isnan().all())
+    True
+    >>> model = torch.nn.Linear(3, 4)
+    >>> if mask.any():                                                     # the guard: skip the step
+    ...     masked_cross_entropy(model(x), labels, mask).backward()
+    >>> {"no gradient": model.weight.grad is None, "any NaN weight": bool(model.weight.isnan().any())}
+    {'no gradient': True, 'any NaN weight': False}
 
-```
+    ```
 
 ## Challenges
 
@@ -420,8 +425,8 @@ Professor's answers pass:
 ```pycon
 >>> from torchenstein.nn.reduction import (
 ...     check_nan_safe_token_mean, check_per_sequence_mean_loss, nan_safe_token_mean, per_sequence_mean_loss)
->>> check_per_sequence_mean_loss(per_sequence_mean_loss), check_nan_safe_token_mean(nan_safe_token_mean)
-(None, None)
+>>> check_per_sequence_mean_loss(per_sequence_mean_loss)
+>>> check_nan_safe_token_mean(nan_safe_token_mean)
 
 ```
 """
@@ -447,50 +452,17 @@ REDUCTIONS = ("mean", "sum", "none")
 """The reductions PyTorch's losses accept (the legacy `size_average`/`reduce` flags aside)."""
 
 
-def _check_logits_and_target(input: object, target: object) -> int:
-    # The shape contract of F.cross_entropy with class-index targets: input is (C,) with a scalar
-    # target, or (N, C, d1, ...) with a target of shape (N, d1, ...). Returns the class dimension.
-    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor of logits, got {getattr(input, 'dtype', type(input).__name__)}")
-    if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-        raise TypeError(f"target must be an integer tensor of class indices, got {getattr(target, 'dtype', type(target).__name__)}")
-    if input.dim() == 0:
-        raise ValueError("input must have a class dimension, got a 0-d tensor")
-    class_dim = 1 if input.dim() >= 2 else 0
-    expected = input.shape[:class_dim] + input.shape[class_dim + 1:]
-    if target.shape != expected:
-        raise ValueError(f"target must have shape {tuple(expected)} for input of shape {tuple(input.shape)}, got {tuple(target.shape)}")
-    return class_dim
-
-
-def _check_options(input: Tensor, class_dim: int, weight: object, reduction: object, label_smoothing: object) -> Tensor | None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, Real) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
-    if weight is None:
-        return None
-    num_classes = input.shape[class_dim]
-    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point() or weight.shape != (num_classes,):
-        raise ValueError(f"weight must be a 1-D floating-point tensor of {num_classes} class weights, got {getattr(weight, 'shape', weight)!r}")
-    return weight.to(input.dtype)
-
-
-def _check_target_values(target: Tensor, counts: Tensor, num_classes: int, ignore_index: int | None) -> None:
-    # Only the targets that count must be classes; what hides behind the mask is never read.
-    bad = counts & ((target < 0) | (target >= num_classes))
-    if bad.any():
-        value = target[bad][0].item()
-        allowed = f"[0, {num_classes})" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
-        raise ValueError(f"target must hold class indices in {allowed}, got {value}")
-
-
 def _cross_entropy_core(
     input: Tensor, target: Tensor, counts: Tensor, class_dim: int, weight: Tensor | None, reduction: str,
     label_smoothing: float,
 ) -> Tensor:
     num_classes = input.shape[class_dim]
-    log_p = log_softmax(input, dim=class_dim)  # input's shape
+    dtype = input.dtype
+    # float16 and bfloat16 are computed in float32 and rounded once at the end; the log-probabilities
+    # are rounded to the input's dtype on the way, as PyTorch's log_softmax rounds them.
+    wide = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    log_p = log_softmax(input.to(wide), dim=class_dim).to(dtype).to(wide)  # input's shape
+    weight = None if weight is None else weight.to(wide)
     # Targets that do not count are pointed at class 0, a safe address for gather; their losses are
     # thrown away below, so the class they point at never matters.
     safe_target = torch.where(counts, target, 0).long()  # target's shape
@@ -509,12 +481,12 @@ def _cross_entropy_core(
     # hands ignored positions an exact zero gradient.
     losses = torch.where(counts, losses, 0.0)
     if reduction == "none":
-        return losses
+        return losses.to(dtype)
     if reduction == "sum":
-        return losses.sum()
+        return losses.sum().to(dtype)
     # The mean's denominator: the summed weights of the targets that count (their number without
     # weights). With none counting it is 0, and 0 / 0 = nan, exactly as PyTorch returns.
-    return losses.sum() / torch.where(counts, w, 0.0).sum()
+    return (losses.sum() / torch.where(counts, w, 0.0).sum()).to(dtype)
 
 
 def cross_entropy_with_ignore(
@@ -561,8 +533,7 @@ def cross_entropy_with_ignore(
     """
     class_dim = _check_logits_and_target(input, target)
     weight = _check_options(input, class_dim, weight, reduction, label_smoothing)
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    _check_ignore_index(ignore_index)
     counts = target != ignore_index  # target's shape, True = counts
     _check_target_values(target, counts, input.shape[class_dim], ignore_index)
     return _cross_entropy_core(input, target, counts, class_dim, weight, reduction, float(label_smoothing))
@@ -606,10 +577,7 @@ def masked_cross_entropy(
     """
     class_dim = _check_logits_and_target(input, target)
     weight = _check_options(input, class_dim, weight, reduction, 0.0)
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
-    if mask.shape != target.shape:
-        raise ValueError(f"mask must have target's shape {tuple(target.shape)}, got {tuple(mask.shape)}")
+    _check_mask(mask, target)
     _check_target_values(target, mask, input.shape[class_dim], None)
     return _cross_entropy_core(input, target, mask, class_dim, weight, reduction, 0.0)
 
@@ -639,12 +607,8 @@ def plot_mean_denominators(
         >>> len(fig.axes)  # two panels and a colour bar
         3
     """
-    sizes = {"batch_size": batch_size, "length": length, "num_classes": num_classes, "points": points, "curve_batch_size": curve_batch_size}
-    for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name in ("length", "points") else 1):
-            raise ValueError(f"{name} must be an int of at least {2 if name in ('length', 'points') else 1}, got {value!r}")
-    if batch_size > curve_batch_size:
-        raise ValueError(f"batch_size must be at most curve_batch_size={curve_batch_size}, got {batch_size}")
+    _check_figure_sizes(batch_size=batch_size, length=length, num_classes=num_classes, points=points,
+                        curve_batch_size=curve_batch_size)
     fig, (ax_batch, ax_curve) = new_figure(1, 2, width=9.5, height=3.6)
     generator = torch.Generator().manual_seed(seed)
     logits = torch.randn(curve_batch_size, num_classes, length, generator=generator)  # (B, C, T)
@@ -676,15 +640,6 @@ def plot_mean_denominators(
                  title="The same model, two denominators", ylim=(0, None))
     ax_curve.legend(fontsize=8)
     return fig
-
-
-def _check_token_losses(token_losses: object, mask: object) -> None:
-    if not isinstance(token_losses, torch.Tensor) or not token_losses.is_floating_point():
-        raise TypeError(f"token_losses must be a floating-point tensor, got {getattr(token_losses, 'dtype', type(token_losses).__name__)}")
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
-    if mask.shape != token_losses.shape:
-        raise ValueError(f"mask must have token_losses' shape {tuple(token_losses.shape)}, got {tuple(mask.shape)}")
 
 
 def per_sequence_mean_loss(token_losses: Tensor, mask: Tensor) -> Tensor:
@@ -810,3 +765,73 @@ def check_nan_safe_token_mean(candidate: Callable[[Tensor, Tensor], Tensor]) -> 
         expected_grad = keep / max(int(keep.sum()), 1)
         assert leaf.grad is not None and torch.isfinite(leaf.grad).all(), f"{name}: every gradient must be finite, got {leaf.grad}"
         assert torch.allclose(leaf.grad, expected_grad.to(values.dtype)), f"{name}: the gradient should be 1/count on counted tokens and 0 elsewhere, got {leaf.grad}"
+
+
+# Argument checks, kept at the foot so that the rituals above read first.
+
+
+def _check_logits_and_target(input: object, target: object) -> int:
+    # The shape contract of F.cross_entropy with class-index targets: input is (C,) with a scalar
+    # target, or (N, C, d1, ...) with a target of shape (N, d1, ...). Returns the class dimension.
+    if not isinstance(input, torch.Tensor) or not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor of logits, got {getattr(input, 'dtype', type(input).__name__)}")
+    if not isinstance(target, torch.Tensor) or target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise TypeError(f"target must be an integer tensor of class indices, got {getattr(target, 'dtype', type(target).__name__)}")
+    if input.dim() == 0:
+        raise ValueError("input must have a class dimension, got a 0-d tensor")
+    class_dim = 1 if input.dim() >= 2 else 0
+    expected = input.shape[:class_dim] + input.shape[class_dim + 1:]
+    if target.shape != expected:
+        raise ValueError(f"target must have shape {tuple(expected)} for input of shape {tuple(input.shape)}, got {tuple(target.shape)}")
+    return class_dim
+
+
+def _check_options(input: Tensor, class_dim: int, weight: object, reduction: object, label_smoothing: object) -> Tensor | None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, Real) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    if weight is None:
+        return None
+    num_classes = input.shape[class_dim]
+    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point() or weight.shape != (num_classes,):
+        raise ValueError(f"weight must be a 1-D floating-point tensor of {num_classes} class weights, got {getattr(weight, 'shape', weight)!r}")
+    return weight.to(input.dtype)
+
+
+def _check_target_values(target: Tensor, counts: Tensor, num_classes: int, ignore_index: int | None) -> None:
+    # Only the targets that count must be classes; what hides behind the mask is never read.
+    bad = counts & ((target < 0) | (target >= num_classes))
+    if bad.any():
+        value = target[bad][0].item()
+        allowed = f"[0, {num_classes})" + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+        raise ValueError(f"target must hold class indices in {allowed}, got {value}")
+
+
+def _check_token_losses(token_losses: object, mask: object) -> None:
+    if not isinstance(token_losses, torch.Tensor) or not token_losses.is_floating_point():
+        raise TypeError(f"token_losses must be a floating-point tensor, got {getattr(token_losses, 'dtype', type(token_losses).__name__)}")
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.shape != token_losses.shape:
+        raise ValueError(f"mask must have token_losses' shape {tuple(token_losses.shape)}, got {tuple(mask.shape)}")
+
+
+def _check_ignore_index(ignore_index: object) -> None:
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+
+
+def _check_mask(mask: object, target: Tensor) -> None:
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.shape != target.shape:
+        raise ValueError(f"mask must have target's shape {tuple(target.shape)}, got {tuple(mask.shape)}")
+
+
+def _check_figure_sizes(**sizes: object) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < (2 if name in ("length", "points") else 1):
+            raise ValueError(f"{name} must be an int of at least {2 if name in ('length', 'points') else 1}, got {value!r}")
+    if sizes["batch_size"] > sizes["curve_batch_size"]:
+        raise ValueError(f"batch_size must be at most curve_batch_size={sizes['curve_batch_size']}, got {sizes['batch_size']}")

@@ -53,8 +53,9 @@ True
 >>> torch.allclose(F.binary_cross_entropy_with_logits(logits, yes_no), F.binary_cross_entropy(logits.sigmoid(), yes_no))
 True
 >>> z, zero = torch.tensor([30.0]), torch.tensor([0.0])
->>> F.binary_cross_entropy_with_logits(z, zero).item(), F.binary_cross_entropy(z.sigmoid(), zero).item()
-(30.0, 100.0)
+>>> {"with logits": F.binary_cross_entropy_with_logits(z, zero).item(),
+...  "sigmoid, then BCE": F.binary_cross_entropy(z.sigmoid(), zero).item()}
+{'with logits': 30.0, 'sigmoid, then BCE': 100.0}
 
 ```
 
@@ -189,7 +190,20 @@ RuntimeError: Expected floating point type for target with class probabilities, 
 ```
 
 PyTorch does not check that each row sums to 1: a target of all ones is accepted and gives the sum of
-the per-class losses, a number without meaning. Our validator below at least notices.
+the per-class losses, a number without meaning. Our validator below at least notices. Nor does
+`ignore_index` mean anything here: PyTorch refuses a non-negative one with probability targets, and
+accepts any negative one (the default $-100$ among them) without ignoring a thing. To leave positions
+out, mask the per-position losses of `reduction="none"` yourself:
+
+```pycon
+>>> F.cross_entropy(logits, soft, ignore_index=-1).item() == F.cross_entropy(logits, soft).item()
+True
+>>> F.cross_entropy(logits, soft, ignore_index=0)
+Traceback (most recent call last):
+...
+RuntimeError: ignore_index is not supported for floating point target
+
+```
 
 ## Label smoothing is a probability target
 
@@ -297,31 +311,31 @@ TypeError: target holds class numbers as torch.float32, but index targets must b
     so PyTorch reads positions as classes and classes as positions, and returns a loss, with no error, that
     is not the loss of his model. Only the layout tells: move the classes to dim 1, always.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> logits_nlc = torch.randn(2, 3, 3)  # (N, L, C) with L == C == 3
->>> targets_nl = torch.randint(0, 3, (2, 3))  # (N, L)
->>> wrong = F.cross_entropy(logits_nlc, targets_nl)  # silently read as (N, C, L)
->>> right = F.cross_entropy(logits_nlc.transpose(1, 2), targets_nl)
->>> round(wrong.item(), 3), round(right.item(), 3)
-(1.873, 1.05)
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> logits_nlc = torch.randn(2, 3, 3)  # (N, L, C) with L == C == 3
+    >>> targets_nl = torch.randint(0, 3, (2, 3))  # (N, L)
+    >>> wrong = F.cross_entropy(logits_nlc, targets_nl)  # silently read as (N, C, L)
+    >>> right = F.cross_entropy(logits_nlc.transpose(1, 2), targets_nl)
+    >>> {"wrong": round(wrong.item(), 3), "right": round(right.item(), 3)}
+    {'wrong': 1.873, 'right': 1.05}
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: class numbers stored as floats"
     His labels come out of a NumPy array of floats, `[0., 2., 1., 2.]`. A class number is a name, not a
     quantity, and `F.cross_entropy` refuses it (the message, again, depends on the version).
     `.long()` fixes it.
 
-```pycon
->>> F.cross_entropy(logits, labels.float())
-Traceback (most recent call last):
-...
-RuntimeError: expected ...Long...Float
->>> torch.equal(F.cross_entropy(logits, labels.float().long()), F.cross_entropy(logits, labels))
-True
+    ```pycon
+    >>> F.cross_entropy(logits, labels.float())
+    Traceback (most recent call last):
+    ...
+    RuntimeError: expected ...Long...Float
+    >>> torch.equal(F.cross_entropy(logits, labels.float().long()), F.cross_entropy(logits, labels))
+    True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: one-hot where an index was meant"
     To "help" the loss, Dr. Hammer one-hot encodes his targets. Without options it changes nothing: a
@@ -331,21 +345,21 @@ True
     `(N, L, C)`, and when `L == C` the shapes fit and the loss is silently wrong. Move them with
     `movedim(-1, 1)`, or better, keep the index.
 
-```pycon
->>> weight = torch.tensor([1.0, 2.0, 5.0])  # a rare class 2, weighted up
->>> index_loss = F.cross_entropy(logits, labels, weight=weight)
->>> torch.allclose(index_loss, F.cross_entropy(logits, one_hot, weight=weight))
-False
->>> torch.allclose(index_loss * weight[labels].sum() / len(labels), F.cross_entropy(logits, one_hot, weight=weight))
-True
->>> logits_ncl = logits_nlc.transpose(1, 2)  # (N, C, L), the right layout
->>> one_hot_nlc = F.one_hot(targets_nl, num_classes=3).float()  # (N, L, C): classes last
->>> torch.allclose(F.cross_entropy(logits_ncl, one_hot_nlc), right)
-False
->>> torch.allclose(F.cross_entropy(logits_ncl, one_hot_nlc.movedim(-1, 1)), right)
-True
+    ```pycon
+    >>> weight = torch.tensor([1.0, 2.0, 5.0])  # a rare class 2, weighted up
+    >>> index_loss = F.cross_entropy(logits, labels, weight=weight)
+    >>> torch.allclose(index_loss, F.cross_entropy(logits, one_hot, weight=weight))
+    False
+    >>> torch.allclose(index_loss * weight[labels].sum() / len(labels), F.cross_entropy(logits, one_hot, weight=weight))
+    True
+    >>> logits_ncl = logits_nlc.transpose(1, 2)  # (N, C, L), the right layout
+    >>> one_hot_nlc = F.one_hot(targets_nl, num_classes=3).float()  # (N, L, C): classes last
+    >>> torch.allclose(F.cross_entropy(logits_ncl, one_hot_nlc), right)
+    False
+    >>> torch.allclose(F.cross_entropy(logits_ncl, one_hot_nlc.movedim(-1, 1)), right)
+    True
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: a softmax before `cross_entropy`"
     His model ends with `nn.Softmax`, and then he calls `F.cross_entropy`, which applies its own softmax.
@@ -353,37 +367,38 @@ True
     perfect prediction keeps a loss of at least $\log(e + C - 1) - 1$ and the optimiser keeps pushing at
     it. Return logits; use `torch.softmax` only to *report* probabilities.
 
-```pycon
->>> import math
->>> C = 10
->>> certain = 100.0 * torch.eye(C)  # (N, C): every sample sure of its true class
->>> truth = torch.arange(C)
->>> round(F.cross_entropy(certain, truth).item(), 3), round(F.cross_entropy(certain.softmax(dim=1), truth).item(), 3)
-(0.0, 1.461)
->>> round(math.log(math.e + C - 1) - 1, 3)
-1.461
+    ```pycon
+    >>> import math
+    >>> C = 10
+    >>> certain = 100.0 * torch.eye(C)  # (N, C): every sample sure of its true class
+    >>> truth = torch.arange(C)
+    >>> {"logits": round(F.cross_entropy(certain, truth).item(), 3),
+    ...  "softmax first": round(F.cross_entropy(certain.softmax(dim=1), truth).item(), 3)}
+    {'logits': 0.0, 'softmax first': 1.461}
+    >>> round(math.log(math.e + C - 1) - 1, 3)
+    1.461
 
-```
+    ```
 
 !!! hammer "Dr. Hammer's trap: integer targets for BCE"
     His multi-label targets are a `long` tensor of 0s and 1s, the dtype that `F.cross_entropy` taught
     him. `F.binary_cross_entropy_with_logits` computes in floats and cannot write the result back into
     the target's integer dtype. Our validator says which dtype to use instead.
 
-```pycon
->>> int_labels = photo_labels.long()
->>> F.binary_cross_entropy_with_logits(photo_logits, int_labels)
-Traceback (most recent call last):
-...
-RuntimeError: result type Float can't be cast to the desired output type Long...
->>> validate_classification_inputs(photo_logits, int_labels, kind="multilabel")
-Traceback (most recent call last):
-...
-TypeError: binary_cross_entropy_with_logits needs float targets (1.0 for yes, 0.0 for no), got torch.int64: use target.float()
->>> F.binary_cross_entropy_with_logits(photo_logits, int_labels.float()).shape
-torch.Size([])
+    ```pycon
+    >>> int_labels = photo_labels.long()
+    >>> F.binary_cross_entropy_with_logits(photo_logits, int_labels)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: result type Float can't be cast to the desired output type Long...
+    >>> validate_classification_inputs(photo_logits, int_labels, kind="multilabel")
+    Traceback (most recent call last):
+    ...
+    TypeError: binary_cross_entropy_with_logits needs float targets (1.0 for yes, 0.0 for no), got torch.int64: use target.float()
+    >>> F.binary_cross_entropy_with_logits(photo_logits, int_labels.float()).shape
+    torch.Size([])
 
-```
+    ```
 
 ## Challenges
 
@@ -510,8 +525,11 @@ def _validate_multiclass(input: torch.Tensor, target: torch.Tensor, ignore_index
                 f"{target.dtype}: for one-hot class numbers use target.argmax({class_dim}) as index targets, "
                 "or target.float() as probabilities"
             )
-        if ignore_index != _DEFAULT_IGNORE_INDEX:
-            raise ValueError(f"ignore_index={ignore_index} only works with index targets, not probability targets")
+        # PyTorch refuses a non-negative ignore_index here and accepts any negative one, which then
+        # ignores nothing: no probability target can equal a class number.
+        if ignore_index >= 0:
+            raise ValueError(f"ignore_index={ignore_index} only works with index targets: with probability targets "
+                             "PyTorch accepts only a negative ignore_index, and it ignores nothing")
         # PyTorch accepts any floats here; a target that is no distribution gets a warning, not a refusal.
         note = ""
         if not _all_distributions(target, class_dim):
@@ -600,7 +618,8 @@ def validate_classification_inputs(
         target: the targets.
         kind: ``"multiclass"``, ``"binary"`` or ``"multilabel"``.
         num_classes: if given, the number of classes (or labels) dim 1 must hold.
-        ignore_index: the class number that marks positions to skip (index targets only).
+        ignore_index: the class number that marks positions to skip (index targets only; with
+            probability targets, like PyTorch, any negative value is accepted and ignores nothing).
 
     Returns:
         One line describing the interpretation, e.g. ``'index targets: 2 samples, 10 classes, 5 positions
@@ -825,6 +844,15 @@ def to_probability_targets(target: torch.Tensor, num_classes: int, label_smoothi
                  [0., 0.],
                  [1., 0.]]])
     """
+    _check_index_targets(target, num_classes, label_smoothing)
+    one_hot = F.one_hot(target.long(), num_classes).float()  # (*target.shape, C): classes last
+    # The classes belong on dim 1, where cross_entropy reads them; a 0-d target gives (C,) already.
+    if target.ndim >= 1:
+        one_hot = one_hot.movedim(-1, 1)  # (N, C, d1, ..., dk)
+    return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
+def _check_index_targets(target: object, num_classes: object, label_smoothing: object) -> None:
     _require_tensor(target, "target")
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"target must hold integer class numbers, got {target.dtype}")
@@ -834,11 +862,6 @@ def to_probability_targets(target: torch.Tensor, num_classes: int, label_smoothi
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}")
     if target.numel() and (target.min() < 0 or target.max() >= num_classes):
         raise ValueError(f"target holds class numbers outside [0, {num_classes}): {target.unique().tolist()}")
-    one_hot = F.one_hot(target.long(), num_classes).float()  # (*target.shape, C): classes last
-    # The classes belong on dim 1, where cross_entropy reads them; a 0-d target gives (C,) already.
-    if target.ndim >= 1:
-        one_hot = one_hot.movedim(-1, 1)  # (N, C, d1, ..., dk)
-    return one_hot * (1.0 - label_smoothing) + label_smoothing / num_classes
 
 
 def check_to_probability_targets(candidate: Callable[..., torch.Tensor]) -> None:
