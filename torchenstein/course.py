@@ -472,6 +472,20 @@ COURSE: tuple[Part, ...] = (
             "sampling with DDPM and DDIM",
             "classifier-free guidance",
         ),
+        (
+            Lesson(
+                "torchenstein.diffusion.forward",
+                "The forward process",
+                "Gaussian noise step by step and in one jump, proved the same law, and q_sample proved equal "
+                "to diffusers' add_noise bit for bit.",
+            ),
+            Lesson(
+                "torchenstein.diffusion.schedules",
+                "Noise schedules",
+                "Linear, scaled-linear and cosine betas equal to DDPMScheduler's, compared by log-SNR, and "
+                "rescaled to zero terminal SNR.",
+            ),
+        ),
     ),
     Part(
         6,

@@ -1,0 +1,1 @@
+"""Part 5 of the course: diffusion models, order from noise."""
