@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-import torchenstein.nn.checkpoints as lesson
+import torchenstein.training.checkpoints as lesson
 from torchenstein.challenges import challenges_in
-from torchenstein.nn.checkpoints import (
+from torchenstein.training.checkpoints import (
     ALARM_LOG,
     Specimen,
     TrojanSpecimen,
@@ -188,7 +188,7 @@ def test_weights_only_refuses_the_trojan_and_calls_nothing(tmp_path):
     torch.save({"w": torch.ones(2), "gift": TrojanSpecimen("boo")}, path)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed") as caught:
         torch.load(path, weights_only=True)
-    assert "torchenstein.nn.checkpoints.ring_alarm" in str(caught.value)
+    assert "torchenstein.training.checkpoints.ring_alarm" in str(caught.value)
     assert ALARM_LOG == []
 
 

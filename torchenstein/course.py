@@ -241,7 +241,6 @@ COURSE: tuple[Part, ...] = (
         (
             "nn.Module, parameters and buffers",
             "Sequential, ModuleList and ModuleDict",
-            "state_dict and safe checkpoints",
             "linear layers",
             "activation functions",
             "dropout",
@@ -262,11 +261,6 @@ COURSE: tuple[Part, ...] = (
                 "torchenstein.nn.containers",
                 "Franken-stacking",
                 "Sequential, ModuleList and ModuleDict, and the plain Python list that forgets its parameters.",
-            ),
-            Lesson(
-                "torchenstein.nn.checkpoints",
-                "Preserving your monster's memories",
-                "state_dict, safe loading with weights_only, and checkpoints that resume to the same bits.",
             ),
             Lesson(
                 "torchenstein.nn.linear",
@@ -350,6 +344,7 @@ COURSE: tuple[Part, ...] = (
             "hunting NaNs",
             "mixed precision",
             "train, validation and test splits without leaks",
+            "state_dict and safe checkpoints",
             "resumable training",
         ),
         (
@@ -412,6 +407,11 @@ COURSE: tuple[Part, ...] = (
                 "Dr. Hammer's leak",
                 "Four ways test data leaks into training, each reproduced beside the honest score, and the "
                 "checks that catch them.",
+            ),
+            Lesson(
+                "torchenstein.training.checkpoints",
+                "Preserving your monster's memories",
+                "state_dict, safe loading with weights_only, and checkpoints that resume to the same bits.",
             ),
             Lesson(
                 "torchenstein.training.resume",

@@ -127,7 +127,7 @@ A layer is a function plus state. [`Linear`][torchenstein.nn.linear.Linear] take
 module is the subject of [Building brains with nn.Module](../modules/index.md). Because the names,
 shapes and `extra_repr` are PyTorch's, our layer prints like `nn.Linear`, and its `state_dict` loads into
 `nn.Linear` and back with `strict=True` (checkpoints get their own lesson,
-[Preserving your monster's memories](../checkpoints/index.md)). Seeded the same, the two layers even
+[Preserving your monster's memories](../../training/checkpoints/index.md)). Seeded the same, the two layers even
 start from the same bits:
 
 ```pycon

@@ -89,7 +89,7 @@ TypeError: cannot assign 'torch.FloatTensor' as parameter 'weight' (torch.nn.Par
 Some state must travel with the model but must never feel a gradient: running statistics, counters,
 masks, lookup tables. That is a **buffer**, made with `register_buffer(name, tensor, persistent=True)`.
 A persistent buffer is saved in the `state_dict` (the module's memories on disk, studied in
-[Preserving your monster's memories](../checkpoints/index.md)); a non-persistent one moves with the
+[Preserving your monster's memories](../../training/checkpoints/index.md)); a non-persistent one moves with the
 model but is left out of it, because it can be rebuilt or is not worth keeping. The `Brain` has three:
 a running mean of its inputs, an integer counter of batches, and a scratch copy of its last hidden
 activity that nobody needs to save:

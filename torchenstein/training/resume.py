@@ -24,7 +24,7 @@ r"""
 
 ## Everything a run remembers
 
-[Preserving your monster's memories](../../nn/checkpoints/index.md) wrote a training checkpoint (model,
+[Preserving your monster's memories](../checkpoints/index.md) wrote a training checkpoint (model,
 optimiser, scheduler, scaler, step and the global random generators) and resumed a run to the same bits. Its
 batches were a pure function of the step number, so the data resumed for free. Real runs are messier: they
 shuffle every epoch, augment their data with random noise, warm up and decay their learning rate, and scale
@@ -74,7 +74,7 @@ Every step changes something in each of these, and a resumed run must get all of
 | optimiser state (AdamW's step count and two running averages per parameter) | every update | `optimizer.state_dict()` |
 | the schedule's step count | every `scheduler.step()` | `scheduler.state_dict()` |
 | the loss scale and its count of good steps | every `scaler.update()` | `scaler.state_dict()` |
-| the global generators (CPU, CUDA, NumPy, Python) | dropout, and anything else that draws | Part 2's `capture_rng_state()` |
+| the global generators (CPU, CUDA, NumPy, Python) | dropout, and anything else that draws | the checkpoints lesson's `capture_rng_state()` |
 | the data pipeline's own generators | the augmentation | `generator.get_state()`, a `uint8` tensor |
 | the position | every step | three plain ints |
 | the loss history | every step | a `float64` tensor, in `extra` |
@@ -177,9 +177,9 @@ arithmetic.
 
 ## The training state, on disk
 
-[`save_training_state`][torchenstein.training.resume.save_training_state] writes Part 2's checkpoint plus
+[`save_training_state`][torchenstein.training.resume.save_training_state] writes the checkpoints lesson's file plus
 the two pieces a shuffling, augmenting run adds: the `position` and the pipeline's `generators`. It writes
-through Part 2's [`atomic_save`][torchenstein.nn.checkpoints.atomic_save] (a temporary file, then
+through the checkpoints lesson's [`atomic_save`][torchenstein.training.checkpoints.atomic_save] (a temporary file, then
 `os.replace`), so a crash in the middle of a save leaves the last good file as it was.
 [`load_training_state`][torchenstein.training.resume.load_training_state] reads it with
 `weights_only=True`, checks that it fits before changing anything, and restores in a fixed order: model,
@@ -212,8 +212,8 @@ ValueError: ...latest.pt' holds the generators ['augment'], got []: pass every o
 ```
 
 Why plain ints, and a generator's state rather than the generator? `weights_only=True` rebuilds tensors,
-dtypes and Python's containers, numbers and strings, and refuses every other class by name (Part 2 showed
-why). NumPy's state tuple was Part 2's obstacle, solved by storing its key as a tensor. Ours is the
+dtypes and Python's containers, numbers and strings, and refuses every other class by name (the checkpoints lesson showed
+why). NumPy's state tuple was the checkpoints lesson's obstacle, solved by storing its key as a tensor. Ours is the
 `Position` itself, a `NamedTuple` class of this module:
 
 ```pycon
@@ -313,12 +313,12 @@ forgotten sampler position changes the data itself, which Dr. Hammer's last trap
 ## On a GPU
 
 On a CUDA device the same proof needs three more switches, listed in
-[Preserving your monster's memories](../../nn/checkpoints/index.md): deterministic kernels, cuBLAS's
+[Preserving your monster's memories](../checkpoints/index.md): deterministic kernels, cuBLAS's
 workspace setting, and cuDNN without benchmarking.
 [`deterministic_algorithms`][torchenstein.training.resume.deterministic_algorithms] sets them for a block
 and puts them back afterwards; on a CUDA machine it refuses to start unless `CUBLAS_WORKSPACE_CONFIG` is
 `:4096:8` or `:16:8`, which cuBLAS reads when the process first uses it. The CUDA generators are already in
-the file: Part 2's `capture_rng_state` saves one state per device with `torch.cuda.get_rng_state_all()`.
+the file: the checkpoints lesson's `capture_rng_state` saves one state per device with `torch.cuda.get_rng_state_all()`.
 The tests run the whole interrupted-and-resumed proof on a GPU, where there is one.
 
 ```pycon
@@ -337,7 +337,7 @@ within rounding, not to the bit.
 
 !!! hammer "Dr. Hammer's trap: pickling the whole laboratory"
     "Why choose?" says Hammer, and saves the objects themselves: `torch.save({"model": model, "optimizer":
-    optimizer, "scheduler": scheduler})`. [Part 2](../../nn/checkpoints/index.md) showed what pickling a
+    optimizer, "scheduler": scheduler})`. [The checkpoints lesson](../checkpoints/index.md) showed what pickling a
     model costs (a file that only `weights_only=False` can open, and that breaks when the class moves). A
     scheduler is worse: `LambdaLR`
     holds its schedule, a function, and a function made inside another function cannot be pickled at all.
@@ -527,7 +527,7 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from torchenstein.lab import PALETTE, new_figure, progress, seed_everything
-from torchenstein.nn.checkpoints import atomic_save, capture_rng_state, restore_rng_state
+from torchenstein.training.checkpoints import atomic_save, capture_rng_state, restore_rng_state
 from torchenstein.nn.losses import cross_entropy
 from torchenstein.training.adam import AdamW
 from torchenstein.training.data import draw_seed
@@ -822,7 +822,7 @@ def save_training_state(
         "scaler": None if scaler is None else scaler.state_dict(),
         # Plain ints, not a Position: the restricted unpickler of weights_only=True refuses our class.
         "position": {"step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch},
-        # The global generators (torch, CUDA, NumPy, Python), in Part 2's weights_only-safe form.
+        # The global generators (torch, CUDA, NumPy, Python), in the checkpoints lesson's weights_only-safe form.
         "rng": capture_rng_state(),
         # A torch.Generator object does not load under weights_only; its state, a uint8 tensor, does.
         "generators": {name: generator.get_state() for name, generator in generators.items()},
@@ -1213,7 +1213,7 @@ def check_latest_checkpoint(candidate: Callable[[str], str | None]) -> None:
     """Raise AssertionError if ``candidate`` is not a correct ``latest_checkpoint``."""
     import time
 
-    from torchenstein.nn.checkpoints import ALARM_LOG, TrojanSpecimen
+    from torchenstein.training.checkpoints import ALARM_LOG, TrojanSpecimen
 
     def state(step: int) -> dict:
         return {"model": {"w": torch.full((2,), float(step))}, "position": {"step": step, "epoch": 0, "batch_in_epoch": step}}

@@ -340,7 +340,7 @@ Here are all of them side by side:
     ```
 
 !!! hammer "Dr. Hammer's trap: resuming without the scheduler state"
-    Hammer's checkpoint (see [Preserving your monster's memories](../../nn/checkpoints/index.md)) holds
+    Hammer's checkpoint (see [Preserving your monster's memories](../checkpoints/index.md)) holds
     the model and the optimizer, not the scheduler. On resume, the fresh scheduler believes it is at step
     0 and warms up again, and `LinearLR`, being chainable, multiplies the restored rate by its warm-up
     ratios: the rate soars past its peak. Loading the scheduler's `state_dict` too fixes it, but only in

@@ -769,8 +769,11 @@ def grouped_query_attention(
         query: $(\dots, H_q, L, d)$.
         key: $(\dots, H_{kv}, S, d)$, with $H_{kv}$ dividing $H_q$.
         value: $(\dots, H_{kv}, S, d_v)$.
-        attn_mask, dropout_p, is_causal, scale: as for
+        attn_mask: as for
             [`scaled_dot_product_attention`][torchenstein.transformers.attention.scaled_dot_product_attention].
+        dropout_p: as there.
+        is_causal: as there.
+        scale: as there.
 
     Returns:
         $(\dots, H_q, L, d_v)$.

@@ -21,16 +21,16 @@ r"""
 
 ## The specimen
 
-Our patient is [`Specimen`][torchenstein.nn.checkpoints.Specimen]: a linear layer, a `BatchNorm1d` (so it
+Our patient is [`Specimen`][torchenstein.training.checkpoints.Specimen]: a linear layer, a `BatchNorm1d` (so it
 has buffers as well as parameters), a ReLU, a dropout (so it consumes random numbers) and a linear head.
 It learns a small regression task whose batches come from
-[`regression_batch`][torchenstein.nn.checkpoints.regression_batch], a pure function of the step number,
-and [`train_steps`][torchenstein.nn.checkpoints.train_steps] runs Adam on it:
+[`regression_batch`][torchenstein.training.checkpoints.regression_batch], a pure function of the step number,
+and [`train_steps`][torchenstein.training.checkpoints.train_steps] runs Adam on it:
 
 ```pycon
 >>> import copy, os, tempfile
 >>> import torch
->>> from torchenstein.nn.checkpoints import Specimen, train_steps
+>>> from torchenstein.training.checkpoints import Specimen, train_steps
 >>> _ = torch.manual_seed(0)
 >>> model = Specimen()
 >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -44,7 +44,7 @@ True
 
 `model.state_dict()` is an `OrderedDict` from dotted names to tensors: every parameter and every
 *persistent* buffer, walked through the module tree in registration order (a buffer registered with
-`persistent=False` stays out, as [Building brains with nn.Module](../modules/index.md) showed). Nothing
+`persistent=False` stays out, as [Building brains with nn.Module](../../nn/modules/index.md) showed). Nothing
 else: no class, no code, no optimizer, no hyperparameters.
 
 ```pycon
@@ -203,9 +203,9 @@ The file is a zip archive: a pickle `data.pkl` that describes the structure, and
 Pickle does not store objects; it stores *instructions to rebuild them*. An object may say how it wants
 to be rebuilt with `__reduce__`, returning a function and its arguments, and the unpickler **calls that
 function**. Whoever wrote the file chooses the function: `os.system` would do. Our harmless stand-in is
-[`TrojanSpecimen`][torchenstein.nn.checkpoints.TrojanSpecimen], whose rebuild calls
-[`ring_alarm`][torchenstein.nn.checkpoints.ring_alarm], which only appends a line to
-[`ALARM_LOG`][torchenstein.nn.checkpoints.ALARM_LOG].
+[`TrojanSpecimen`][torchenstein.training.checkpoints.TrojanSpecimen], whose rebuild calls
+[`ring_alarm`][torchenstein.training.checkpoints.ring_alarm], which only appends a line to
+[`ALARM_LOG`][torchenstein.training.checkpoints.ALARM_LOG].
 
 `weights_only=True` swaps in a restricted unpickler that rebuilds only tensors, dtypes, devices and plain
 Python containers, numbers and strings, and refuses every other function or class by name before
@@ -213,7 +213,7 @@ calling anything:
 
 ```pycon
 >>> import pickle
->>> from torchenstein.nn.checkpoints import ALARM_LOG, TrojanSpecimen
+>>> from torchenstein.training.checkpoints import ALARM_LOG, TrojanSpecimen
 >>> ALARM_LOG.clear()
 >>> b"ring_alarm" in pickle.dumps(TrojanSpecimen("the lab is mine"))   # the file names the function
 True
@@ -223,7 +223,7 @@ True
 ...     torch.load(path, weights_only=True)
 Traceback (most recent call last):
 ...
-_pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL torchenstein.nn.checkpoints.ring_alarm...
+_pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL torchenstein.training.checkpoints.ring_alarm...
 >>> ALARM_LOG   # the alarm never rang
 []
 
@@ -250,14 +250,14 @@ Weights alone resume nothing. To take the *same* next step, a run must also brin
 - every **random generator** the next step draws from: PyTorch's CPU generator (dropout here), each CUDA
   device's generator, Python's `random` and NumPy's global generator.
 
-[`capture_rng_state`][torchenstein.nn.checkpoints.capture_rng_state] collects them in a form that loads
+[`capture_rng_state`][torchenstein.training.checkpoints.capture_rng_state] collects them in a form that loads
 under `weights_only=True`. PyTorch's states are byte tensors already, and `random.getstate()` holds only
 tuples, numbers and `None`. NumPy's state holds an `ndarray`, which the restricted unpickler refuses,
 so its integers travel as a tensor:
 
 ```pycon
 >>> import numpy as np
->>> from torchenstein.nn.checkpoints import capture_rng_state
+>>> from torchenstein.training.checkpoints import capture_rng_state
 >>> state = capture_rng_state()
 >>> sorted(state)
 ['cuda', 'numpy', 'python', 'torch']
@@ -273,16 +273,16 @@ _pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL n
 ```
 
 The write itself must be **atomic**: a crash halfway through must leave the previous checkpoint
-untouched. [`atomic_save`][torchenstein.nn.checkpoints.atomic_save] writes to a temporary file in the
+untouched. [`atomic_save`][torchenstein.training.checkpoints.atomic_save] writes to a temporary file in the
 same folder, flushes it and asks the operating system to put it on disk (`os.fsync`), and only then
 renames it over the old file with `os.replace`, which either happens completely or not at all.
-[`save_checkpoint`][torchenstein.nn.checkpoints.save_checkpoint] and
-[`load_checkpoint`][torchenstein.nn.checkpoints.load_checkpoint] put it all together. A scheduler and a
+[`save_checkpoint`][torchenstein.training.checkpoints.save_checkpoint] and
+[`load_checkpoint`][torchenstein.training.checkpoints.load_checkpoint] put it all together. A scheduler and a
 scaler are optional (our specimen trains with neither), and loading insists on getting back exactly what
 was saved, so that none is forgotten:
 
 ```pycon
->>> from torchenstein.nn.checkpoints import load_checkpoint, save_checkpoint
+>>> from torchenstein.training.checkpoints import load_checkpoint, save_checkpoint
 >>> with tempfile.TemporaryDirectory() as lab:
 ...     path = os.path.join(lab, "step20.pt")
 ...     save_checkpoint(path, model=model, optimizer=optimizer, step=20, extra={"lr": 0.05})
@@ -373,17 +373,17 @@ The CPU run above needed none of this: its kernels for this model add in a fixed
 
     ```pycon
     >>> import io
-    >>> import torchenstein.nn.checkpoints as lesson
+    >>> import torchenstein.training.checkpoints as lesson
     >>> buffer = io.BytesIO()
     >>> torch.save(Specimen(), buffer)
-    >>> {"module path in the file": b"torchenstein.nn.checkpoints" in buffer.getvalue(),
+    >>> {"module path in the file": b"torchenstein.training.checkpoints" in buffer.getvalue(),
     ...  "class name in the file": b"Specimen" in buffer.getvalue()}
     {'module path in the file': True, 'class name in the file': True}
     >>> _ = buffer.seek(0)
     >>> torch.load(buffer, weights_only=True)
     Traceback (most recent call last):
     ...
-    _pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL torchenstein.nn.checkpoints.Specimen...
+    _pickle.UnpicklingError: Weights only load failed...Unsupported global: GLOBAL torchenstein.training.checkpoints.Specimen...
     >>> _ = buffer.seek(0)
     >>> del lesson.Specimen                  # next month's refactor moves the class to another file
     >>> try:
@@ -392,7 +392,7 @@ The CPU run above needed none of this: its kernels for this model add in a fixed
     ...     lesson.Specimen = Specimen       # (the Professor puts it back)
     Traceback (most recent call last):
     ...
-    AttributeError: Can't get attribute 'Specimen' on <module 'torchenstein.nn.checkpoints' from '...checkpoints.py'>
+    AttributeError: Can't get attribute 'Specimen' on <module 'torchenstein.training.checkpoints' from '...checkpoints.py'>
 
     ```
 
@@ -422,7 +422,7 @@ The CPU run above needed none of this: its kernels for this model add in a fixed
     averages: the run jolts, even with every random generator restored.
 
     ```pycon
-    >>> from torchenstein.nn.checkpoints import restore_rng_state
+    >>> from torchenstein.training.checkpoints import restore_rng_state
     >>> _ = torch.manual_seed(0)
     >>> model, optimizer = fresh_pair()
     >>> _ = train_steps(model, optimizer, start=0, stop=5)
@@ -446,7 +446,7 @@ The CPU run above needed none of this: its kernels for this model add in a fixed
     gone and the new one is garbage. `atomic_save` writes beside it and swaps only a finished file in.
 
     ```pycon
-    >>> from torchenstein.nn.checkpoints import atomic_save
+    >>> from torchenstein.training.checkpoints import atomic_save
     >>> class PowerCut:
     ...     def __reduce__(self):
     ...         raise OSError("the lab lost power mid-save")
@@ -502,7 +502,7 @@ Check an attempt with `check_rename_state_dict_keys(my_function)`, or put it in 
 `python -m torchenstein.challenges my_attempts.py`. The Professor's own answer passes:
 
 ```pycon
->>> from torchenstein.nn.checkpoints import check_rename_state_dict_keys, rename_state_dict_keys
+>>> from torchenstein.training.checkpoints import check_rename_state_dict_keys, rename_state_dict_keys
 >>> check_rename_state_dict_keys(rename_state_dict_keys)
 >>> list(rename_state_dict_keys(Specimen().state_dict(), "body", "trunk"))[:2]
 ['trunk.0.weight', 'trunk.0.bias']
@@ -628,7 +628,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, *, start: in
 
 
 ALARM_LOG: list[str] = []
-"""Every message [`ring_alarm`][torchenstein.nn.checkpoints.ring_alarm] was called with, oldest first."""
+"""Every message [`ring_alarm`][torchenstein.training.checkpoints.ring_alarm] was called with, oldest first."""
 
 
 def ring_alarm(message: str) -> str:
