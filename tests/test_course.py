@@ -16,7 +16,7 @@ from torchenstein.course import (
     lessons,
     module_path,
 )
-from torchenstein.figures import plotting_functions
+from torchenstein.figures import package_imports, plotting_functions
 
 LESSONS = lessons()
 
@@ -95,3 +95,15 @@ class TestLessonShape:
     def test_says_nothing_unfinished(self, lesson):
         text = module_path(lesson.module).read_text(encoding="utf-8")
         assert not re.search(r"\b(TODO|TBD|FIXME|coming soon|placeholder|lorem ipsum)\b", text, re.I)
+
+
+def test_no_lesson_imports_a_lesson_taught_after_it():
+    """A lesson relies only on what came before it: its imports of the package point backwards."""
+    order = {lesson.module: position for position, lesson in enumerate(lessons())}
+    forward = [
+        f"{lesson.module} imports {imported}, taught later"
+        for lesson in lessons()
+        for imported in sorted(package_imports(module_path(lesson.module).read_text(encoding="utf-8")))
+        if order.get(imported, -1) > order[lesson.module]
+    ]
+    assert not forward, forward

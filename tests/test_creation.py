@@ -429,3 +429,27 @@ def test_the_like_family_keeps_the_memory_layout_of_a_dense_input(like):
     assert torch.zeros_like(transposed, memory_format=torch.contiguous_format).stride() == (2, 1)
     w = torch.ones(2, dtype=torch.float64, requires_grad=True)
     assert like(w).dtype == torch.float64 and not like(w).requires_grad
+
+
+def test_an_integer_tensor_refuses_to_average_until_asked_for_a_float():
+    scores = torch.tensor([1, 2, 4])
+    with pytest.raises(RuntimeError, match=r"mean\(\): could not infer output dtype"):
+        scores.mean()
+    assert scores.mean(dtype=torch.float64).dtype == torch.float64
+    torch.testing.assert_close(scores.float().mean(), torch.tensor(7 / 3))
+
+
+def test_the_checkers_say_why_an_empty_board_fails():
+    def from_lists(n_rows, n_cols):  # right everywhere but on empty sizes, where torch.tensor([]) is float32 (0,)
+        if n_rows < 0 or n_cols < 0:
+            raise ValueError("negative")
+        return torch.tensor([[(i + j) % 2 for j in range(n_cols)] for i in range(n_rows)])
+
+    with pytest.raises(AssertionError, match=r"checkerboard_tensor\(0, 0\): expected shape \(0, 0\).*an empty board"):
+        check_checkerboard_tensor(from_lists)
+
+    def crashes(n_rows, n_cols):
+        return torch.zeros(n_rows, n_cols, dtype=torch.int64)[1:] + 1 / n_rows
+
+    with pytest.raises(AssertionError, match=r"checkerboard_tensor\(0, 0\) raised ZeroDivisionError"):
+        check_checkerboard_tensor(crashes)

@@ -1,5 +1,5 @@
-"""Advanced einsum: attention as einsum equals the matmul and nn.MultiheadAttention versions, contraction
-orders are counted right, and the small rearrange equals permute and reshape."""
+"""Advanced einsum: projections with the head split folded in equal linear-then-split, contraction orders
+are counted right, and the small rearrange equals permute and reshape."""
 
 from __future__ import annotations
 
@@ -19,70 +19,21 @@ from torchenstein.tensors.einsum_advanced import (
     best_chain_order,
     chain_flops,
     chain_intermediates,
-    check_grouped_query_attention_scores,
     check_patchify_images,
-    einsum_attention,
     einsum_merge_heads,
-    einsum_multi_head_attention,
     einsum_project_heads,
-    grouped_query_attention_scores,
-    matmul_multi_head_attention,
     patchify_images,
     plot_contraction_order,
     rearrange,
     time_chain_orders,
 )
 from torchenstein.tensors.metamorphosis import merge_heads, split_heads
-from torchenstein.transformers.attention import causal_mask, scaled_dot_product_attention
 
 FLOATS = [torch.float32, torch.float64]
 
 
 def same_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
-
-
-# Attention as einsum.
-
-
-@pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("is_causal", [False, True])
-@pytest.mark.parametrize(("B", "h", "L", "S", "d_k", "d_v"), [(2, 3, 5, 7, 8, 4), (1, 1, 1, 1, 2, 3), (3, 2, 6, 6, 4, 4),
-                                                              (2, 4, 7, 3, 5, 6)])
-def test_einsum_attention_matches_ours_and_torch(B, h, L, S, d_k, d_v, is_causal, dtype):
-    g = torch.Generator().manual_seed(L * S + d_k)
-    q = torch.randn(B, h, L, d_k, generator=g, dtype=dtype)
-    k = torch.randn(B, h, S, d_k, generator=g, dtype=dtype)
-    v = torch.randn(B, h, S, d_v, generator=g, dtype=dtype)
-    ours = einsum_attention(q, k, v, is_causal=is_causal)
-    torch.testing.assert_close(ours, scaled_dot_product_attention(q, k, v, is_causal=is_causal))
-    torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v, is_causal=is_causal))
-    torch.testing.assert_close(einsum_attention(q, k, v, scale=0.3), F.scaled_dot_product_attention(q, k, v, scale=0.3))
-
-
-def test_einsum_attention_gradients():
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, 2, 4, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    assert torch.autograd.gradcheck(lambda q, k, v: einsum_attention(q, k, v, is_causal=True), (q, k, v))
-    einsum_attention(q, k, v).square().sum().backward()
-    ours = [t.grad.clone() for t in (q, k, v)]
-    for t in (q, k, v):
-        t.grad = None
-    F.scaled_dot_product_attention(q, k, v).square().sum().backward()
-    for mine, theirs in zip(ours, (q.grad, k.grad, v.grad), strict=True):
-        torch.testing.assert_close(mine, theirs)
-
-
-def test_einsum_attention_refuses_bad_inputs():
-    q = torch.randn(1, 2, 4, 8)
-    with pytest.raises(ValueError, match=r"query must be 4-D, got shape \(2, 4, 8\)"):
-        einsum_attention(q[0], q, q)
-    with pytest.raises(ValueError, match="key must have shape"):
-        einsum_attention(q, torch.randn(1, 3, 4, 8), q)
-    with pytest.raises(ValueError, match="value must have shape"):
-        einsum_attention(q, q, torch.randn(1, 2, 5, 8))
-    with pytest.raises(TypeError, match="value must be a torch.Tensor, got list"):
-        einsum_attention(q, q, [1.0])
 
 
 # Projections with the head split folded in.
@@ -140,64 +91,6 @@ def test_projections_refuse_bad_shapes():
         einsum_merge_heads(torch.randn(2, 3, 5, 4), torch.randn(12, 10))
     with pytest.raises(ValueError, match=r"bias must have shape \(7,\)"):
         einsum_merge_heads(torch.randn(2, 3, 5, 4), torch.randn(7, 12), torch.randn(12))
-
-
-# A whole multi-head attention.
-
-
-def _mha(C, h, bias, dtype, seed):
-    torch.manual_seed(seed)
-    mha = torch.nn.MultiheadAttention(C, h, bias=bias, batch_first=True, dtype=dtype)
-    # Biases start at zero in PyTorch; give them values so a forgotten bias cannot pass unnoticed.
-    if bias:
-        with torch.no_grad():
-            mha.in_proj_bias.normal_()
-            mha.out_proj.bias.normal_()
-    weights = (mha.in_proj_weight, mha.in_proj_bias, mha.out_proj.weight, mha.out_proj.bias)
-    return mha, weights
-
-
-@pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("is_causal", [False, True])
-@pytest.mark.parametrize(("B", "L", "S", "C", "h"), [(2, 5, 5, 12, 3), (1, 1, 1, 4, 1), (3, 4, 6, 8, 4), (2, 6, 2, 6, 2)])
-def test_multi_head_attention_matches_matmul_and_torch(B, L, S, C, h, is_causal, bias, dtype):
-    mha, weights = _mha(C, h, bias, dtype, seed=L + S)
-    g = torch.Generator().manual_seed(C)
-    query = torch.randn(B, L, C, generator=g, dtype=dtype)
-    key, value = (torch.randn(B, S, C, generator=g, dtype=dtype) for _ in range(2))
-    mask = ~causal_mask(L, S) if is_causal else None  # nn.MultiheadAttention: True = hidden
-    with torch.no_grad():
-        theirs, _ = mha(query, key, value, attn_mask=mask, need_weights=False)
-        ours = einsum_multi_head_attention(query, key, value, h, *weights, is_causal=is_causal)
-        matmul = matmul_multi_head_attention(query, key, value, h, *weights, is_causal=is_causal)
-    torch.testing.assert_close(ours, theirs)
-    torch.testing.assert_close(ours, matmul)
-
-
-def test_multi_head_attention_gradients_match_torch():
-    mha, weights = _mha(8, 2, True, torch.float64, seed=0)
-    x = torch.randn(2, 4, 8, dtype=torch.float64, requires_grad=True)
-    theirs, _ = mha(x, x, x, attn_mask=~causal_mask(4), need_weights=False)
-    expected = torch.autograd.grad(theirs.square().sum(), (x, *weights))
-    ours = einsum_multi_head_attention(x, x, x, 2, *weights, is_causal=True)
-    got = torch.autograd.grad(ours.square().sum(), (x, *weights))
-    for a, b in zip(got, expected, strict=True):
-        torch.testing.assert_close(a, b)
-
-
-def test_multi_head_attention_refuses_bad_arguments():
-    x, w_in, w_out = torch.randn(2, 3, 8), torch.randn(24, 8), torch.randn(8, 8)
-    with pytest.raises(ValueError, match="num_heads must divide the embedding size C=8, got num_heads=3"):
-        einsum_multi_head_attention(x, x, x, 3, w_in, None, w_out, None)
-    with pytest.raises(ValueError, match=r"in_proj_weight must have shape \(24, 8\), got \(8, 8\)"):
-        einsum_multi_head_attention(x, x, x, 2, w_out, None, w_out, None)
-    with pytest.raises(ValueError, match=r"in_proj_bias must have shape \(24,\), got \(8,\)"):
-        matmul_multi_head_attention(x, x, x, 2, w_in, torch.zeros(8), w_out, None)
-    with pytest.raises(TypeError, match="out_proj_weight must be a torch.Tensor, got NoneType"):
-        einsum_multi_head_attention(x, x, x, 2, w_in, None, None, None)
-    with pytest.raises(ValueError, match="query, key and value must be"):
-        einsum_multi_head_attention(x, x, torch.randn(2, 4, 8), 2, w_in, None, w_out, None)
 
 
 # Contraction order and its cost.
@@ -396,16 +289,6 @@ def test_rearrange_refuses_bad_types():
 # Dr. Hammer's traps.
 
 
-def test_swapped_score_letters_are_the_transpose_and_break_attention():
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 2, 4, 8, generator=g) for _ in range(3))
-    right = torch.einsum("bhqd,bhkd->bhqk", q, k)
-    wrong = torch.einsum("bhqd,bhkd->bhkq", q, k)
-    assert torch.equal(wrong, right.transpose(-2, -1))
-    out = torch.einsum("bhqk,bhkd->bhqd", torch.softmax(wrong / 8**0.5, dim=-1), v)
-    assert not torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-3)
-
-
 def test_group_order_d_h_scrambles_the_heads():
     x = torch.arange(2 * 3 * 12).view(2, 3, 12)
     scrambled = rearrange(x, "b t (d h) -> b h t d", h=4)
@@ -424,33 +307,6 @@ def test_a_bad_order_makes_a_quadratic_intermediate():
 
 
 # Challenges.
-
-
-def test_gqa_checker_passes_the_solution_and_rejects_wrong_attempts():
-    assert check_grouped_query_attention_scores(grouped_query_attention_scores) is None
-
-    def tiled(query, key):  # repeat tiles the key heads: query head i meets key head i % Hkv
-        return query @ key.repeat(1, query.size(1) // key.size(1), 1, 1).transpose(-2, -1)
-
-    def scaled(query, key):
-        return grouped_query_attention_scores(query, key) / query.size(-1) ** 0.5
-
-    def silent(query, key):  # right values, but never refuses a head count that does not divide
-        return query @ key.repeat_interleave(max(query.size(1) // key.size(1), 1), dim=1).transpose(-2, -1)
-
-    for attempt, match in ((tiled, "repeat_interleave, not repeat"), (scaled, "no scaling"), (silent, "raise ValueError")):
-        with pytest.raises(AssertionError, match=match):
-            check_grouped_query_attention_scores(attempt)
-
-
-def test_gqa_solution_agrees_with_torch_enable_gqa():
-    g = torch.Generator().manual_seed(0)
-    q, k, v = torch.randn(2, 6, 3, 4, generator=g), torch.randn(2, 2, 5, 4, generator=g), torch.randn(2, 2, 5, 4, generator=g)
-    weights = torch.softmax(grouped_query_attention_scores(q, k) / 2, dim=-1)
-    expected = F.scaled_dot_product_attention(q, k.repeat_interleave(3, 1), v.repeat_interleave(3, 1))
-    torch.testing.assert_close(weights @ v.repeat_interleave(3, 1), expected)
-    with pytest.raises(ValueError, match="with Hkv dividing Hq=6"):
-        grouped_query_attention_scores(q, torch.randn(2, 4, 5, 4))
 
 
 def test_patchify_checker_passes_the_solution_and_rejects_wrong_attempts():

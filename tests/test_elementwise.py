@@ -365,44 +365,6 @@ def test_ties_give_the_first_index():
     assert x.argmin(dim=1).tolist() == [3, 0]
 
 
-def test_the_leaf_rule_keeps_a_parameter_a_leaf_that_accumulates():
-    w = torch.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
-        w.add_(1)
-    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
-        w[:1].add_(1)
-    with torch.no_grad():
-        w.add_(1)
-    assert w.is_leaf and w.grad_fn is None
-    (3 * w).sum().backward()
-    (3 * w).sum().backward()
-    assert w.grad.tolist() == [6.0, 6.0]  # still a leaf, so gradients land in .grad and add up
-    # A non-leaf may be changed in place: it records the operation and passes gradients on to w.
-    h = w * 1
-    h.add_(1)
-    assert not h.is_leaf and h.grad_fn.name() == "AddBackward0"
-
-
-def test_an_in_place_op_under_autograd_keeps_a_copy_of_what_it_overwrites():
-    y = torch.tensor([3.0, 4.0], requires_grad=True)
-    h = torch.tensor([1.0, 2.0], requires_grad=True) * 1
-    h.mul_(y)
-    saved = h.grad_fn._saved_self
-    assert saved.tolist() == [1.0, 2.0] and saved.data_ptr() != h.data_ptr()
-
-
-def test_autograd_refuses_in_place_changes_to_saved_tensors():
-    w = torch.tensor([0.5, 2.0], requires_grad=True)
-    y = w.exp()
-    y.mul_(2)
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        y.sum().backward()
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
-        w.add_(1)
-    with pytest.raises(RuntimeError, match="mean\\(\\): could not infer output dtype"):
-        torch.tensor([1, 2]).mean()
-
-
 # Figures
 
 

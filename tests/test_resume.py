@@ -21,8 +21,8 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Seque
 
 import torchenstein.training.resume as lesson
 from torchenstein.challenges import challenges_in
-from torchenstein.training.checkpoints import ALARM_LOG, atomic_save, capture_rng_state, restore_rng_state
 from torchenstein.training.adam import AdamW
+from torchenstein.training.checkpoints import ALARM_LOG, atomic_save, capture_rng_state, restore_rng_state
 from torchenstein.training.resume import (
     FORGETTABLE,
     EpochBatchSampler,

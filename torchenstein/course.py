@@ -167,9 +167,9 @@ COURSE: tuple[Part, ...] = (
             "indexing, slicing and assembly",
             "storage, strides and views",
             "dtypes and devices",
+            "broadcasting",
             "element-wise maths and reductions",
             "matrix multiplication",
-            "broadcasting",
             "einsum",
             "autograd",
             "gradient accumulation",
@@ -196,6 +196,11 @@ COURSE: tuple[Part, ...] = (
                 "What float32, float16 and bfloat16 can hold, how types promote, and where tensors live.",
             ),
             Lesson(
+                "torchenstein.tensors.broadcasting",
+                "Broadcasting",
+                "How shapes stretch to meet each other, and the silent (n,) against (n, 1) bug.",
+            ),
+            Lesson(
                 "torchenstein.tensors.elementwise",
                 "Elemental tensor alchemy",
                 "Element-wise maths, reductions, in-place operations and a softmax that never overflows.",
@@ -206,11 +211,6 @@ COURSE: tuple[Part, ...] = (
                 "mm, bmm, matmul and @: their rules, their cost, and a matmul written from scratch.",
             ),
             Lesson(
-                "torchenstein.tensors.broadcasting",
-                "Broadcasting",
-                "How shapes stretch to meet each other, and the silent (n,) against (n, 1) bug.",
-            ),
-            Lesson(
                 "torchenstein.tensors.einsum",
                 "Einstein summation",
                 "One notation for dot, outer, matmul, trace and transpose, and an einsum of our own.",
@@ -218,7 +218,7 @@ COURSE: tuple[Part, ...] = (
             Lesson(
                 "torchenstein.tensors.einsum_advanced",
                 "Advanced einsum",
-                "Many operands, attention written as einsum, contraction order and rearranging axes.",
+                "Many operands, projections folded into one contraction, contraction order and rearranging axes.",
             ),
             Lesson(
                 "torchenstein.tensors.autograd",
@@ -449,7 +449,8 @@ COURSE: tuple[Part, ...] = (
             Lesson(
                 "torchenstein.transformers.attention",
                 "Scaled dot-product attention",
-                "Scores, softmax, the square root of d and masks: attention by hand, proved equal to PyTorch's.",
+                "Scores, softmax, the square root of d and masks: attention by hand and as einsum, up to a whole "
+                "multi-head attention, proved equal to PyTorch's.",
             ),
             Lesson(
                 "torchenstein.transformers.multihead",

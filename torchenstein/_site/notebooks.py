@@ -21,7 +21,7 @@ import re
 import textwrap
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```pycon[ \t]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S)
-_ADMONITION = re.compile(r'^!!! (?P<kind>[\w-]+)(?: "(?P<title>[^"]*)")?[ \t]*\n(?P<body>(?:(?:[ \t]{4}.*)?\n)*)', re.M)
+_ADMONITION = re.compile(r'^(?:!!!|\?\?\?\+?) (?P<kind>[\w-]+)(?: "(?P<title>[^"]*)")?[ \t]*\n(?P<body>(?:(?:[ \t]{4}.*)?\n)*)', re.M)
 _REFERENCE = re.compile(r"\[([^\[\]]+)\]\[[\w.]+\]")
 _FIGURE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<name>plot_\w+)\.svg\)[ \t]*$", re.M)
 

@@ -39,25 +39,20 @@ the whole lesson, and Dr. Hammer will get it wrong twice.
 
 ## Gradients pile up in `.grad`
 
-`backward` does not *write* a parameter's `.grad`; it *adds* to it (see [Autograd](../autograd/index.md)
-for the engine behind it). Two backward calls leave the sum of two gradients, exactly as if you had
-called backward once on the sum of the two losses:
+`backward` does not *write* a parameter's `.grad`; it *adds* to it, as
+[Autograd](../autograd/index.md#gradients-accumulate) showed. For an ordinary training step this piling
+up is a nuisance (hence `zero_grad`, which clears it). For accumulation it is the whole mechanism:
+PyTorch already sums the micro-batch gradients for us, if we only scale each loss.
 
-```pycon
->>> import torch
->>> w = torch.tensor([1.0, -2.0], requires_grad=True)
->>> (3 * w).sum().backward()
->>> w.grad
-tensor([3., 3.])
->>> (w**2).sum().backward()  # the gradient 2w = [2, -4] is added, not stored
->>> w.grad
-tensor([ 5., -1.])
->>> w.grad = None  # a clean slate: what zero_grad() does by default
+## The apparatus: a model, a loss and an optimizer
 
-```
-
-For an ordinary training step this piling-up is a nuisance (hence `zero_grad`). For accumulation it is
-the whole mechanism: PyTorch already sums the micro-batch gradients for us, if we only scale each loss.
+This lesson borrows three of PyTorch's ready-made tools, which Parts 2 and 3 rebuild from scratch. A
+**model** such as `torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))`
+runs its layers in turn; each `Linear` computes $x W^\top + b$ with a weight $W$ and bias $b$ that are
+leaves requiring grad, its *parameters*, listed by `named_parameters()`. A **loss function** such as
+`torch.nn.MSELoss()` turns predictions and targets into one number (here the mean squared error). An
+**optimizer** such as `torch.optim.SGD(model.parameters(), lr=0.1)` changes the parameters with
+`step()`, by `-lr * .grad` in the plain case, and clears their gradients with `zero_grad()`.
 
 ## The recipe
 
@@ -233,8 +228,9 @@ The figure shows the first two traps for every micro-batch size; the right panel
     In train mode BatchNorm normalises each sample with the mean and variance *of its own batch*. A
     micro-batch has different statistics from the full batch, so every sample's output, and its gradient,
     changes: accumulation is *not* the full batch. (It also updates its running statistics once per
-    micro-batch, and a micro-batch of one sample makes it raise an error.) Eval mode uses the fixed running
-    statistics, and LayerNorm normalises each sample on its own; both restore equality:
+    micro-batch, and a micro-batch of one sample makes it raise an error.) Eval mode, which `model.eval()`
+    switches on, uses the fixed running statistics, and LayerNorm normalises each sample on its own; both
+    restore equality:
 
     ```pycon
     >>> _ = torch.manual_seed(0)
@@ -257,7 +253,8 @@ The figure shows the first two traps for every micro-batch size; the right panel
     ```
 
 !!! hammer "Dr. Hammer's trap: dropout's different dice"
-    Dropout draws a fresh random mask at every forward, so the micro-batches and the full batch drop different
+    Dropout, a layer that zeroes random activations during training, draws a fresh random mask at every
+    forward, so the micro-batches and the full batch drop different
     units: two honest samples of the same random gradient, never equal ones. (Reseeding before each does not
     rescue it in general: whether ten rows drawn at once match four, four and two rows drawn in turn depends
     on how the kernel consumes random numbers.) For training this is harmless; for an *equality check* switch

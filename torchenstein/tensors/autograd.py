@@ -12,6 +12,7 @@ r"""
 - tell leaves from intermediate tensors, and read `.grad`, `grad_fn` and `next_functions`;
 - predict when gradients accumulate, when a graph is freed and what `retain_graph` keeps alive;
 - choose between `torch.no_grad`, `torch.inference_mode` and `detach`;
+- know which in-place operations autograd refuses, and how the version counter catches them;
 - get vector-Jacobian products and whole Jacobians out of a machine built for scalar losses;
 - write a scalar reverse-mode engine from scratch, draw its graph, and prove it equals `torch.autograd`
   on randomly generated expressions;
@@ -20,12 +21,14 @@ r"""
 
 ## The computational graph
 
+The [primer in Summoning tensors](../creation/index.md#a-one-minute-primer-on-gradients) gave the four
+words: `requires_grad`, `.backward()`, `.grad` and leaf. Now we open the machine behind them.
 When an operation receives a tensor that requires grad, PyTorch runs it *and* records a node: which
-function ran, on what, and what it must remember for later. Tensors you create with `requires_grad=True`
-are **leaves**; every result computed from them is a **non-leaf** whose `grad_fn` is the node that made
-it. `backward()` on a scalar computes $\partial\,\text{out}/\partial\,\text{leaf}$ for every leaf that
-requires grad and adds it to its `.grad`. Non-leaves keep no gradient unless you ask with `retain_grad()`:
-they are stepping stones, and memory is precious. A tensor that does not require grad is a leaf too.
+function ran, on what, and what it must remember for later. Every result computed from a leaf is a
+**non-leaf** whose `grad_fn` is the node that made it. `backward()` on a scalar computes
+$\partial\,\text{out}/\partial\,\text{leaf}$ for every leaf that requires grad and adds it to its
+`.grad`. Non-leaves keep no gradient unless you ask with `retain_grad()`: they are stepping stones, and
+memory is precious. A tensor that does not require grad is a leaf too.
 
 ```pycon
 >>> import torch
@@ -59,8 +62,15 @@ tensor([2., 4., 6.])
 >>> (x ** 2).sum().backward()  # a second, freshly built graph
 >>> x.grad
 tensor([ 4.,  8., 12.])
+>>> x.grad = None  # clear before the next step...
+>>> (x ** 2).sum().backward()
+>>> x.grad  # ...and it holds one step's gradient again
+tensor([2., 4., 6.])
 
 ```
+
+Forget to clear, as Dr. Hammer does, and each step's `.grad` is the sum of *every* step so far: his
+learning rate quietly grows with time.
 
 ## Walking the graph: `grad_fn` and `next_functions`
 
@@ -93,8 +103,11 @@ the overload). `a` appears twice: the graph is a DAG, and `backward` sums both p
 
 Inside `torch.no_grad()` nothing is recorded: results have no `grad_fn`, but they are ordinary tensors
 that may later enter a recorded computation as constants. `no_grad` forbids nothing; it even *allows*
-something otherwise forbidden: updating a leaf that requires grad in place (the optimiser's trick;
-[In-place operations](../elementwise/index.md#in-place-operations) explains why it is forbidden outside).
+something otherwise forbidden: updating a leaf that requires grad in place (the optimiser's trick).
+Outside it, recording `w.add_(1)` would give the leaf `w` a history, the in-place add, and make it a
+non-leaf: its gradient would flow on into that history instead of landing in `w.grad`, and the parameter
+would silently stop collecting gradients. So autograd refuses an in-place operation on a leaf that
+requires grad (or on a view of one), and `out=` too while it records.
 `torch.inference_mode()` also skips the bookkeeping autograd would need later (version counters, view
 tracking), so it is a little faster, and what it creates are **inference tensors**: a computation
 recorded afterwards may use them but never save them for backward, and outside the mode they refuse
@@ -140,6 +153,28 @@ $x$ times a constant, and its derivative is just that constant:
 {'x.grad': 3.0, 'detach shares memory': True}
 
 ```
+
+## In-place operations and saved tensors
+
+Many operations save a tensor for the backward pass: `exp` saves its *output*, since
+$\frac{d}{dx}e^x = e^x$, and `x * y` saves both inputs. Overwrite a saved tensor in place and autograd
+notices, through the tensor's version counter (`_version`, which every in-place operation increments),
+and `backward` refuses rather than compute a wrong gradient; Dr. Hammer shows the error below. Where the
+backward pass needs a value that an in-place operation overwrites, autograd keeps a *copy* of it, so
+under autograd an in-place operation often saves no memory at all. Below, `mul_` kept a clone of the old
+`h` for the gradient of `y`:
+
+```pycon
+>>> y = torch.tensor([3.0, 4.0], requires_grad=True)
+>>> h = torch.tensor([1.0, 2.0], requires_grad=True) * 1  # a non-leaf: in place is allowed
+>>> _ = h.mul_(y)
+>>> h.grad_fn._saved_self  # the old h, copied before it was overwritten
+tensor([1., 2.], grad_fn=<CloneBackward0>)
+
+```
+
+PyTorch's own notes on autograd agree: in-place operations rarely lower memory use by much under
+autograd. Keep them for `torch.no_grad()` code and for buffers you own.
 
 ## Keeping the graph: `retain_graph`
 
@@ -238,7 +273,8 @@ school:
 | `a.tanh()`, `a.sigmoid()` | $t$, $s$ | $1 - t^2$, $s(1 - s)$ | |
 | `a.relu()` | $\max(a, 0)$ | $1$ if $a > 0$ else $0$ | |
 
-One neuron and its squared error, by our engine and by PyTorch:
+A *neuron*, the smallest unit of a network, multiplies its input by a weight, adds a bias and squashes
+the sum with a function such as $\tanh$. One neuron and its squared error, by our engine and by PyTorch:
 
 ```pycon
 >>> from torchenstein.tensors.autograd import Value
@@ -311,45 +347,28 @@ True
 Because the backward is written with differentiable torch operations on a saved *input*, it can itself
 be differentiated: second derivatives work too (the tests run `gradgradcheck`).
 
-Why the separate `setup_context`? Older code, and many tutorials, write one `forward(ctx, input)` that
-computes and saves at once. `backward()` still accepts that, but the function transforms of `torch.func`
-(`grad`, `vmap`, `jacrev`, ...) do not: they must run `forward` without a context, and they refuse such
-a Function with "In order to use an autograd.Function with functorch transforms (vmap, grad, jvp,
-jacrev, ...), it must override the setup_context staticmethod". `torch.vmap` needs one thing more: a
-rule for batching. Ours sets `generate_vmap_rule = True`, which lets vmap simply run `forward` and
-`backward` on batched tensors, fine whenever both use only torch operations (the other way is a `vmap`
-static method that batches by hand). So our softplus works under both transforms, and under them nested:
-
-```pycon
->>> torch.func.grad(lambda t: softplus(t).sum())(torch.tensor([-200.0, 0.0, 200.0]))  # sigmoid(t)
-tensor([0.0000, 0.5000, 1.0000])
->>> batch = torch.randn(4, 3)
->>> torch.allclose(torch.vmap(softplus)(batch), torch.nn.functional.softplus(batch))
-True
->>> torch.vmap(torch.func.grad(softplus))(torch.tensor([-200.0, 0.0, 200.0]))  # one gradient per element
-tensor([0.0000, 0.5000, 1.0000])
-
-```
-
-## Dr. Hammer's traps
-
-!!! hammer "Dr. Hammer's trap: the gradients that never forget"
-    Dr. Hammer never clears his gradients, so each step's `.grad` is the sum of *every* step so far and
-    his learning rate quietly grows with time. Clear them before each backward.
+??? note "Deep dive: why a separate `setup_context`, and `torch.func`"
+    Why the separate `setup_context`? Older code, and many tutorials, write one `forward(ctx, input)` that
+    computes and saves at once. `backward()` still accepts that, but the function transforms of `torch.func`
+    (`grad`, `vmap`, `jacrev`, ...) do not: they must run `forward` without a context, and they refuse such
+    a Function with "In order to use an autograd.Function with functorch transforms (vmap, grad, jvp,
+    jacrev, ...), it must override the setup_context staticmethod". `torch.vmap` needs one thing more: a
+    rule for batching. Ours sets `generate_vmap_rule = True`, which lets vmap simply run `forward` and
+    `backward` on batched tensors, fine whenever both use only torch operations (the other way is a `vmap`
+    static method that batches by hand). So our softplus works under both transforms, and under them nested:
 
     ```pycon
-    >>> w = torch.tensor([1.0, -1.0], requires_grad=True)
-    >>> for step in range(3):
-    ...     (w ** 2).sum().backward()
-    >>> w.grad  # three steps' worth
-    tensor([ 6., -6.])
-    >>> for step in range(3):
-    ...     w.grad = None
-    ...     (w ** 2).sum().backward()
-    >>> w.grad
-    tensor([ 2., -2.])
+    >>> torch.func.grad(lambda t: softplus(t).sum())(torch.tensor([-200.0, 0.0, 200.0]))  # sigmoid(t)
+    tensor([0.0000, 0.5000, 1.0000])
+    >>> batch = torch.randn(4, 3)
+    >>> torch.allclose(torch.vmap(softplus)(batch), torch.nn.functional.softplus(batch))
+    True
+    >>> torch.vmap(torch.func.grad(softplus))(torch.tensor([-200.0, 0.0, 200.0]))  # one gradient per element
+    tensor([0.0000, 0.5000, 1.0000])
 
     ```
+
+## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: `.item()` and `.numpy()` inside the graph"
     A Python number has no history. Dr. Hammer turns his loss into a float to "clean it up" and wraps it
@@ -374,10 +393,10 @@ tensor([0.0000, 0.5000, 1.0000])
     ```
 
 !!! hammer "Dr. Hammer's trap: in-place surgery on a saved tensor, or behind autograd's back"
-    `exp` saves its *output* for backward (the derivative of $e^x$ is $e^x$). Change it in place and
-    autograd notices, through the tensor's version counter, and refuses to compute a wrong gradient.
-    Dr. Hammer's workaround, `.data`, is the old back door: the same memory, invisible to the version
-    counter, so `backward` *silently* returns garbage. Make a new tensor instead: `y = y + 1`.
+    Dr. Hammer adds 1 in place to the output of `exp`, which `exp` saved for backward: the version
+    counter gives him away and `backward` refuses. His workaround, `.data`, is the old back door: the
+    same memory, invisible to the version counter, so `backward` *silently* returns garbage. Make a new
+    tensor instead: `y = y + 1`.
 
     ```pycon
     >>> x = torch.tensor([0.0, 1.0], requires_grad=True)
@@ -426,24 +445,6 @@ tensor([0.0000, 0.5000, 1.0000])
     >>> (w ** 2).sum().backward()
     >>> {"leaf": w.is_leaf, "grad": w.grad}
     {'leaf': True, 'grad': tensor([0.0200, 0.0200, 0.0200])}
-
-    ```
-
-!!! hammer "Dr. Hammer's trap: evaluating without the ghost, then asking it for gradients"
-    Dr. Hammer computes his loss under `torch.no_grad()`, where validation belongs, and then trains on
-    it. Nothing was recorded, so there is nothing to differentiate: compute a training loss outside.
-
-    ```pycon
-    >>> layer = torch.nn.Linear(3, 1)
-    >>> with torch.no_grad():
-    ...     loss = layer(torch.ones(2, 3)).pow(2).mean()
-    >>> loss.backward()
-    Traceback (most recent call last):
-    ...
-    RuntimeError: element 0 of tensors does not require grad and does not have a grad_fn
-    >>> layer(torch.ones(2, 3)).pow(2).mean().backward()
-    >>> layer.weight.grad.shape
-    torch.Size([1, 3])
 
     ```
 

@@ -14,15 +14,16 @@ r"""
 - see that broadcasting is free: the small tensor becomes a stride-0 view, never a copy;
 - build `broadcast_shapes` and `broadcast_tensors` from scratch and prove them equal to PyTorch's;
 - know when an in-place operation may broadcast and when it must refuse;
-- reduce with `keepdim=True` so the result broadcasts back onto the tensor it came from;
 - catch the `(n,)` against `(n, 1)` bug before it eats your loss.
 
 ## When shapes disagree politely
 
-An element-wise operation wants two tensors of the same shape. Broadcasting relaxes that: a tensor with
-fewer dimensions, or with size 1 where the other has more, is treated as if it were repeated until the
-shapes match. A bias of shape `(3,)` joins a batch of shape `(4, 3)` row by row. When no repetition can
-make the shapes match, PyTorch refuses and names the dimension:
+An *element-wise* operation, such as `+`, `*` or `>`, combines the numbers that sit at the same position
+in its inputs (the [next lesson](../elementwise/index.md) is all about them), so it wants two tensors of
+the same shape. Broadcasting relaxes that: a tensor with fewer dimensions, or with size 1 where the
+other has more, is treated as if it were repeated until the shapes match. A *bias*, one number per
+column added to every row, of shape `(3,)` joins a batch of shape `(4, 3)` row by row. When no
+repetition can make the shapes match, PyTorch refuses and names the dimension:
 
 ```pycon
 >>> import torch
@@ -107,8 +108,10 @@ The inputs stay as small as they were; only the *result* of `a + b` is a real `(
 holds a different number in every cell. The kernels never even build the stride-0 views as Python objects:
 they walk the inputs with stride 0 along the stretched dimensions, the same address arithmetic.
 
-The backward pass of a stretch is a **sum**: the bias that was read once per row receives the gradient of
-every row. That is why a bias's gradient is the batch's gradients summed over the batch dimension:
+The backward pass of a stretch (the gradient, see the
+[primer](../creation/index.md#a-one-minute-primer-on-gradients)) is a **sum**: the bias that was read once
+per row receives the gradient of every row. That is why a bias's gradient is the batch's gradients summed
+over the batch dimension:
 
 ```pycon
 >>> bias = torch.zeros(3, requires_grad=True)
@@ -169,8 +172,9 @@ stride 0, even a dimension of size 1 (where the stride is never used). The from-
 
 ## In-place operations stretch only the right-hand side
 
-`x += y` writes into `x`'s memory, which cannot grow. So `y` may broadcast up to `x`'s shape, but the
-broadcast shape must be exactly `x`'s shape: the left-hand side never stretches.
+`x += y` is an *in-place* operation: it writes the result into `x`'s own memory instead of making a new
+tensor, and that memory cannot grow. So `y` may broadcast up to `x`'s shape, but the broadcast shape must
+be exactly `x`'s shape: the left-hand side never stretches.
 
 ```pycon
 >>> x = torch.zeros(2, 3)
@@ -188,42 +192,14 @@ torch.Size([2, 3])
 
 ```
 
-## Reductions with `keepdim`: broadcasting back
-
-A reduction removes a dimension; broadcasting puts it back, but only if the reduced dimension stays where
-it was. Reduce over the *first* dimension and the result `(C,)` aligns on the right with `(N, C)` by
-itself. Reduce over the *last* and the result `(N,)` would face the columns: keep the reduced dimension as
-size 1 with `keepdim=True`, and `(N, 1)` broadcasts across each row.
-
-```pycon
->>> counts = torch.tensor([[1., 3.], [2., 2.], [0., 4.]])  # (N=3, C=2)
->>> counts.sum(dim=1).shape, counts.sum(dim=1, keepdim=True).shape
-(torch.Size([3]), torch.Size([3, 1]))
->>> counts / counts.sum(dim=1, keepdim=True)  # each row sums to one
-tensor([[0.2500, 0.7500],
-        [0.5000, 0.5000],
-        [0.0000, 1.0000]])
->>> counts / counts.sum(dim=1)
-Traceback (most recent call last):
-...
-RuntimeError: The size of tensor a (2) must match the size of tensor b (3) at non-singleton dimension 1
->>> counts - counts.mean(dim=0)  # centre each column: (C,) aligns on the right by itself
-tensor([[ 0.,  0.],
-        [ 1., -1.],
-        [-1.,  1.]])
-
-```
-
-That error is the lucky case. With a square matrix the shapes agree by accident and the row sums divide
-the *columns*, silently: see the second trap below.
-
 ## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: the (n,) against (n, 1) loss"
     The model returns predictions of shape `(n, 1)` (one output unit), the targets are `(n,)`.
-    Dr. Hammer writes the mean squared error by hand. The difference broadcasts to `(n, n)`: every
-    prediction is compared with *every* target, and the mean of that grid is a perfectly plausible,
-    perfectly wrong number. Here the predictions are exact, so the loss must be zero:
+    Dr. Hammer writes the mean squared error, the mean of the squared differences, by hand. The
+    difference broadcasts to `(n, n)`: every prediction is compared with *every* target, and the mean of
+    that grid is a perfectly plausible, perfectly wrong number. Here the predictions are exact, so the
+    loss must be zero:
 
     ```pycon
     >>> pred = torch.tensor([[1.], [2.], [3.]])  # (3, 1)
@@ -274,6 +250,7 @@ the *columns*, silently: see the second trap below.
 !!! hammer "Dr. Hammer's trap: the in-place accumulator"
     Dr. Hammer keeps a running total per feature, shape `(D,)`, and adds a whole `(B, D)` batch into it in
     place. The broadcast shape is the batch's, which does not fit in the total. Reduce first:
+    `sum(dim=0)` adds the rows up and removes dimension 0 (reductions are the next lesson's subject).
 
     ```pycon
     >>> total = torch.zeros(3)
@@ -289,43 +266,40 @@ the *columns*, silently: see the second trap below.
     ```
 
 !!! hammer "Dr. Hammer's trap: the accidental outer product"
-    Pairwise distances between `N` queries and `M` keys, each a `D`-vector, by broadcasting
-    `(N, 1, D) - (1, M, D)`: a tidy one-liner that builds an `(N, M, D)` tensor. Our
-    `broadcast_shapes` reads the bill without paying it (4 bytes per float32). The fix expands
-    $\lVert q - k\rVert^2 = \lVert q\rVert^2 + \lVert k\rVert^2 - 2\,q \cdot k$: an `(N, 1)` column of
-    squared norms plus an `(M,)` row of them, minus the `(N, M)` matrix product; nothing of size
-    `N * M * D` ever exists (`torch.cdist` does the same for large inputs).
+    Squared distances between `N` points and `M` other points, each a vector of `D` numbers, by
+    broadcasting `(N, 1, D) - (1, M, D)`: a tidy one-liner that builds an `(N, M, D)` tensor of
+    differences. Our `broadcast_shapes` reads the bill without paying it (4 bytes per float32), and it
+    is not small. `torch.cdist` computes the same distances without ever building that tensor (the
+    [matmul lesson](../matmul/index.md)'s second challenge rebuilds its trick):
 
     ```pycon
     >>> N, M, D = 20_000, 20_000, 512
     >>> diff_shape = broadcast_shapes((N, 1, D), (1, M, D))
     >>> diff_shape, round(diff_shape.numel() * 4 / 2**30, 1)  # GiB
     (torch.Size([20000, 20000, 512]), 762.9)
-    >>> fix_shape = broadcast_shapes((N, 1), (M,), (N, M))  # |q|^2, |k|^2 and q @ k.T
-    >>> fix_shape, round(fix_shape.numel() * 4 / 2**30, 1)  # GiB
-    (torch.Size([20000, 20000]), 1.5)
-    >>> q, k = torch.randn(5, 3), torch.randn(4, 3)
-    >>> fast = (q ** 2).sum(-1, keepdim=True) + (k ** 2).sum(-1) - 2 * q @ k.T  # (5, 4)
-    >>> torch.allclose(fast, ((q[:, None, :] - k[None, :, :]) ** 2).sum(-1), atol=1e-5)
+    >>> x1, x2 = torch.randn(5, 3), torch.randn(4, 3)
+    >>> outer = ((x1[:, None, :] - x2[None, :, :]) ** 2).sum(-1)  # fine for 5 and 4 points
+    >>> torch.allclose(torch.cdist(x1, x2) ** 2, outer, atol=1e-5)
     True
 
     ```
-
-    The expanded form subtracts large numbers to get small ones, so it can round a true zero to a tiny
-    negative: clamp it with `clamp_min(0)` before a square root.
 
 ## Challenges
 
 1. **Pairwise squared distances.** Write `pairwise_squared_distances(x1, x2)`: for `x1` of shape
    `(..., N, D)` and `x2` of shape `(..., M, D)`, return the `(..., N, M)` tensor of squared Euclidean
    distances between every row of `x1` and every row of `x2`, with broadcasting and no Python loops. It
-   must equal `torch.cdist(x1, x2) ** 2`. (Your points are few; the outer product is fine here.)
+   must equal `torch.cdist(x1, x2) ** 2`. (Your points are few; the outer product is fine here. The one
+   tool from beyond this lesson: `t.sum(dim=-1)` adds up along the last dimension, removing it.)
 2. **Rows of unit length.** Write `l2_normalize_rows(input, eps=1e-12)`: divide every row (the last
    dimension) by its L2 norm, or by `eps` when the norm is smaller, like
-   `torch.nn.functional.normalize(input, dim=-1)`. A row of zeros stays zeros. Square inputs will be
-   tested, so mind your `keepdim`. (The L2 norm of a vector is $\sqrt{\sum_i x_i^2}$, its length;
-   compute it with `torch.linalg.vector_norm(input, dim=-1, keepdim=True)`. The older `Tensor.norm` and
-   `torch.norm` are deprecated, and this course uses `torch.linalg.vector_norm` throughout.)
+   `torch.nn.functional.normalize(input, dim=-1)`. A row of zeros stays zeros. (The L2 norm of a vector
+   is $\sqrt{\sum_i x_i^2}$, its length; compute it with
+   `torch.linalg.vector_norm(input, dim=-1, keepdim=True)`. `keepdim=True` keeps the reduced dimension
+   with size 1, so the norms of shape `(..., 1)` stretch across their rows; without it they have shape
+   `(...)` and face the *columns*, which on square inputs, tested here, raises no error. The older
+   `Tensor.norm` and `torch.norm` are deprecated, and this course uses `torch.linalg.vector_norm`
+   throughout.)
 
 Check yours with `check_pairwise_squared_distances(my_function)` and `check_l2_normalize_rows(my_function)`,
 or put them in a file and run `python -m torchenstein.challenges my_attempts.py`. The Professor's answers

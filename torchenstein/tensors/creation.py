@@ -3,7 +3,7 @@ r"""
 
 !!! torchenstein "The Professor speaks"
     Welcome to my laboratory, apprentice! Mind the cables. Every network we will ever build, every
-    attention map and every diffusion sample, is made of one substance: the tensor. Today you learn
+    image it paints and every sentence it writes, is made of one substance: the tensor. Today you learn
     to summon tensors from nothing, to read the certificate each one is born with, and to build
     PyTorch's own summoning spells from scratch, so that no factory function is a mystery to you again.
 
@@ -15,7 +15,8 @@ r"""
 - write `arange`, `linspace` and `eye` yourself, and prove them equal to PyTorch's;
 - draw reproducible random tensors with a private `torch.Generator`;
 - share memory with NumPy on purpose, never by accident;
-- read a tensor's four birth attributes: shape, dtype, device and `requires_grad`.
+- read a tensor's four birth attributes: shape, dtype, device and `requires_grad`, and know in one minute
+  what a gradient, `.backward()`, `.grad` and a leaf are.
 
 ## From Python data: `torch.tensor`
 
@@ -34,6 +35,12 @@ torch.float32
 
 ```
 
+**How to read the examples** (this holds for every page of the course). A line that starts with `>>>`
+(or `...` for its continuation) is Python you can type; the lines under it are what Python prints back.
+Every example runs in the course's tests, so what you see is what PyTorch really prints. A line that
+prints nothing has succeeded: `torch.testing.assert_close(a, b)`, for instance, is silent when `a` and
+`b` agree and raises an error when they do not.
+
 ## The birth certificate
 
 Every tensor is born with four attributes you must always be able to read: its `shape`, its `dtype`
@@ -47,6 +54,30 @@ prints all four in one line.
 shape=(2, 3) dtype=torch.int64 device=cpu requires_grad=False
 >>> print(birth_certificate(torch.zeros(4, dtype=torch.float64, requires_grad=True)))
 shape=(4,) dtype=torch.float64 device=cpu requires_grad=True
+
+```
+
+## A one-minute primer on gradients
+
+Training a network means nudging its numbers so that one number, the *loss* (how wrong the network is),
+shrinks. The *gradient* of the loss says which way to nudge each number. Several lessons before the
+[autograd lesson](../autograd/index.md) touch gradients, so here are the four words they use:
+
+- `requires_grad=True` asks PyTorch to record every operation that uses the tensor;
+- `.backward()`, called on a one-element result, walks that record backwards and computes the derivative
+  of the result with respect to every recorded input (calling it again *adds* a second helping);
+- `.grad` is where that derivative lands: a tensor of the input's shape, one number per element;
+- a **leaf** is a tensor you created yourself rather than computed from others; leaves keep a `.grad`,
+  intermediate results do not.
+
+```pycon
+>>> w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)  # a leaf
+>>> y = (w * w).sum()  # y = w0**2 + w1**2 + w2**2, recorded
+>>> y.backward()  # dy/dw = 2 * w
+>>> w.grad
+tensor([2., 4., 6.])
+>>> {"w is a leaf": w.is_leaf, "y is a leaf": y.is_leaf}
+{'w is a leaf': True, 'y is a leaf': False}
 
 ```
 
@@ -180,6 +211,10 @@ and `torch.randint(low, high, size)` integers from the half-open $[\text{low}, \
 global generator with `torch.manual_seed` works, but it couples every random call in your program. A
 private `torch.Generator` gives one piece of code its own reproducible stream.
 
+`manual_seed` returns the generator itself, which Python would print; assigning the result to `_`
+(Python's conventional name for "a value I do not need") keeps the example quiet. You will see `_ = ...`
+on every page.
+
 ```pycon
 >>> g = torch.Generator().manual_seed(42)
 >>> first = torch.randn(3, generator=g)
@@ -238,8 +273,8 @@ Dr. Rudolf Hammer never reads a birth certificate. Here is what that costs him.
     ```
 
 !!! hammer "Dr. Hammer's trap: the integer that would not average"
-    Python ints give an `int64` tensor, which refuses to average and silently truncates any fraction you store
-    in it:
+    Python ints give an `int64` tensor, which refuses to average (an integer cannot hold the answer) and
+    silently truncates any fraction you store in it. Ask for a float, at birth or in the `mean` itself:
 
     ```pycon
     >>> scores = torch.tensor([1, 2, 4])
@@ -250,13 +285,14 @@ Dr. Rudolf Hammer never reads a birth certificate. Here is what that costs him.
     >>> scores[0] = 0.7
     >>> scores
     tensor([0, 2, 4])
-    >>> torch.tensor([1, 2, 4], dtype=torch.float32).mean()
-    tensor(2.3333)
+    >>> torch.tensor([1, 2, 4], dtype=torch.float32).mean(), torch.tensor([1, 2, 4]).mean(dtype=torch.float64)
+    (tensor(2.3333), tensor(2.3333, dtype=torch.float64))
 
     ```
 
 !!! hammer "Dr. Hammer's trap: NumPy's float64 meets PyTorch's float32"
-    Arrays arrive as `float64`, weights are `float32`:
+    Arrays arrive as `float64`, a network's weights are `float32`. `@` is matrix multiplication (its own
+    lesson comes soon), and unlike `+` it refuses to mix the two:
 
     ```pycon
     >>> weights = torch.ones(1, 2)
@@ -323,6 +359,10 @@ Dr. Rudolf Hammer never reads a birth certificate. Here is what that costs him.
 2. **The mirror identity.** Write `anti_identity(n, *, dtype=None)`: an $n \times n$ tensor with ones on
    the anti-diagonal ($i + j = n - 1$) and zeros elsewhere, in `dtype` (the default float dtype when
    `None`). Raise `ValueError` for a negative `n`. Check it with `check_anti_identity(my_function)`.
+
+This lesson's tools are enough: a nested list comprehension handed to `torch.tensor`, or `torch.zeros`
+filled in a loop. Mind the empty sizes, where `torch.tensor([])` has the wrong shape *and* the wrong dtype.
+(After [Broadcasting](../broadcasting/index.md) the checkerboard is one line.)
 
 Or put both in a file and run `python -m torchenstein.challenges my_attempts.py`. The Professor's answers
 pass, of course:
@@ -543,19 +583,32 @@ def plot_random_distributions(*, n_samples: int = 4000, seed: int = 0) -> Figure
     return fig
 
 
+def _attempt(label: str, candidate, *args, **kwargs) -> object:
+    # A learner's attempt that crashes is a failed case, reported with the call that crashed it.
+    try:
+        return candidate(*args, **kwargs)
+    except Exception as err:  # any failure of the attempt is reported, not crashed on
+        raise AssertionError(f"{label} raised {type(err).__name__}: {err}") from err
+
+
 def _expect_board(label: str, got: object, shape: tuple[int, int], dtype: torch.dtype, want: list) -> None:
+    # An empty board is where attempts built from nested lists fail: torch.tensor([]) is float32 of shape (0,).
+    empty = "" if all(shape) else " (an empty board: torch.tensor([]) has shape (0,) and dtype float32; say both)"
     assert isinstance(got, torch.Tensor), f"{label}: expected a tensor, got {type(got).__name__}"
-    assert got.shape == shape, f"{label}: expected shape {shape}, got {tuple(got.shape)}"
-    assert got.dtype == dtype, f"{label}: expected dtype {dtype}, got {got.dtype}"
+    assert got.shape == shape, f"{label}: expected shape {shape}, got {tuple(got.shape)}{empty}"
+    assert got.dtype == dtype, f"{label}: expected dtype {dtype}, got {got.dtype}{empty}"
     assert got.tolist() == want, f"{label}: expected {want}, got {got.tolist()}"
 
 
 def _expect_value_error(candidate, *args) -> None:
+    call = f"{getattr(candidate, '__name__', 'candidate')}{args}"
     try:
         candidate(*args)
     except ValueError:
         return
-    raise AssertionError(f"{getattr(candidate, '__name__', 'candidate')}{args} should raise ValueError")
+    except Exception as err:  # the wrong error is a failed case too
+        raise AssertionError(f"{call} should raise ValueError for a negative size, got {type(err).__name__}: {err}") from err
+    raise AssertionError(f"{call} should raise ValueError for a negative size, but returned a result")
 
 
 def checkerboard_tensor(n_rows: int, n_cols: int) -> torch.Tensor:
@@ -587,7 +640,7 @@ def check_checkerboard_tensor(candidate) -> None:
     for n_rows, n_cols in [(0, 0), (0, 3), (1, 1), (1, 4), (3, 2), (5, 5)]:
         want = [[(i + j) % 2 for j in range(n_cols)] for i in range(n_rows)]
         label = f"checkerboard_tensor({n_rows}, {n_cols})"
-        _expect_board(label, candidate(n_rows, n_cols), (n_rows, n_cols), torch.int64, want)
+        _expect_board(label, _attempt(label, candidate, n_rows, n_cols), (n_rows, n_cols), torch.int64, want)
     _expect_value_error(candidate, -1, 2)
 
 
@@ -618,10 +671,12 @@ def check_anti_identity(candidate) -> None:
     """Check an attempt at ``anti_identity``; raise ``AssertionError`` saying what is wrong."""
     for n in [0, 1, 2, 5]:
         for dtype in [None, torch.int64, torch.float64]:
-            got = candidate(n) if dtype is None else candidate(n, dtype=dtype)
+            label = f"anti_identity({n}, dtype={dtype})"
+            got = _attempt(label, candidate, n) if dtype is None else _attempt(label, candidate, n, dtype=dtype)
             want = [[1 if i + j == n - 1 else 0 for j in range(n)] for i in range(n)]
+            # dtype=None means the default float dtype (torch.get_default_dtype()), as for torch.eye.
             want_dtype = torch.get_default_dtype() if dtype is None else dtype
-            _expect_board(f"anti_identity({n}, dtype={dtype})", got, (n, n), want_dtype, want)
+            _expect_board(label, got, (n, n), want_dtype, want)
     _expect_value_error(candidate, -1)
 
 

@@ -9,28 +9,51 @@ r"""
 
 **You will learn to**
 
-- read a float's sign, exponent and mantissa straight from its bits, and rebuild it from them;
-- derive `torch.finfo` (max, tiny, eps) from the bit layout alone, and see why `bfloat16` keeps
-  `float32`'s range while `float16` keeps more digits;
-- round `float32` to `bfloat16` by hand, ties to even, exactly as PyTorch does;
+- choose a dtype for the job: weights, activations, indices, masks, images;
+- read a float's layout (sign, exponent, mantissa) and see why `bfloat16` keeps `float32`'s range while
+  `float16` keeps more digits;
+- read `torch.finfo` (max, tiny, eps) and predict where a number overflows, vanishes or loses digits;
 - predict integer wraparound, casting and type promotion, and write `promote_types` yourself;
-- pick a device, move tensors and modules onto it, and recognise the error when devices are mixed.
+- pick a device, move tensors and modules onto it, and recognise the error when devices are mixed;
+- in two deep dives, rebuild a float from its bits and round `float32` to `bfloat16` by hand, exactly as
+  PyTorch does.
 
-## A float is three integers in a trench coat
+## Which dtype, when
 
-A floating-point number stores a sign bit $s$, an exponent field $E$ of $e$ bits and a mantissa field
-$M$ of $m$ bits. With the bias $b = 2^{e-1} - 1$, a normal number ($0 < E < 2^e - 1$) means
+A tensor's *dtype* says what kind of number each element is and how many bytes it takes. A handful
+cover nearly all of deep learning:
 
-$$
-x = (-1)^{s} \cdot 2^{E - b} \cdot \left(1 + \frac{M}{2^{m}}\right).
-$$
-
-$E = 0$ holds zero and the *subnormals*, $(-1)^s \cdot 2^{1-b} \cdot M / 2^m$, which trade digits for
-reach towards zero; $E = 2^e - 1$ holds $\pm\infty$ ($M = 0$) and NaN ($M \neq 0$). The three formats
-of modern deep learning differ only in $e$ and $m$:
+- `float32`, the default: a network's *weights* (the numbers it learns), its *activations* (what its
+  layers compute), its loss, and anything you are not sure about;
+- `bfloat16` and `float16`: half the memory and much faster matrix products on modern accelerators, used
+  for *mixed precision* training (Part 3); `bfloat16` is the safer of the two, as this lesson shows;
+- `float64`: careful numerical checks, such as comparing a from-scratch function with PyTorch's; slow on
+  most GPUs;
+- `int64`, also called `torch.long`: indices, counts, class labels, token ids; the default for Python ints;
+- `uint8`: images as they come from disk, one byte per pixel value from 0 to 255;
+- `bool`: masks, the results of comparisons.
 
 ```pycon
 >>> import torch
+>>> for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.int64, torch.uint8, torch.bool):
+...     print(f"{str(dtype):15} {torch.empty(0, dtype=dtype).element_size()} byte(s) per element")
+torch.float32   4 byte(s) per element
+torch.bfloat16  2 byte(s) per element
+torch.float16   2 byte(s) per element
+torch.float64   8 byte(s) per element
+torch.int64     8 byte(s) per element
+torch.uint8     1 byte(s) per element
+torch.bool      1 byte(s) per element
+
+```
+
+## A float is three numbers in a trench coat
+
+A floating-point number is stored as a **sign** bit, an **exponent** (a power of two, which buys
+*range*: how large and how small a number can get) and a **mantissa** (the significant digits, which
+buys *precision*). The formats of modern deep learning differ only in how many bits each part gets:
+
+```pycon
 >>> from torchenstein.tensors.dtypes import FLOAT_LAYOUTS
 >>> for dtype, (e, m) in FLOAT_LAYOUTS.items():
 ...     print(f"{str(dtype):15} sign 1 + exponent {e:2} + mantissa {m:2} = {torch.finfo(dtype).bits} bits")
@@ -44,45 +67,22 @@ torch.float64   sign 1 + exponent 11 + mantissa 52 = 64 bits
 ![The bits of pi in float32, bfloat16 and float16: sign, exponent and mantissa fields as coloured cells](plot_float_formats.svg)
 
 `bfloat16` is simply the top half of a `float32`: same sign, same 8 exponent bits, only 7 of the 23
-mantissa bits. [`float_fields`][torchenstein.tensors.dtypes.float_fields] reads the fields with
-`.view` (same bytes, integer dtype) and bit operations;
-[`value_from_fields`][torchenstein.tensors.dtypes.value_from_fields] evaluates the formula above and
-[`compose_float`][torchenstein.tensors.dtypes.compose_float] puts the bits back together:
+mantissa bits.
+
+## Range and precision
+
+`torch.finfo` reports a format's limits: `max` (the largest finite number), `tiny` (the smallest
+*normal* positive number; below it, precision fades away) and `eps` (the gap between 1 and the next
+number up, the format's relative precision):
 
 ```pycon
->>> from torchenstein.tensors.dtypes import compose_float, float_fields, value_from_fields
->>> x = torch.tensor([-6.5, 1.0, 0.1], dtype=torch.float16)
->>> sign, exponent, mantissa = float_fields(x)
->>> sign.tolist(), exponent.tolist(), mantissa.tolist()
-([1, 0, 0], [17, 15, 11], [640, 0, 614])
->>> value_from_fields(sign, exponent, mantissa, torch.float16).tolist()  # 0.1 was never stored exactly
-[-6.5, 1.0, 0.0999755859375]
->>> torch.equal(compose_float(sign, exponent, mantissa, torch.float16).view(torch.int16), x.view(torch.int16))
-True
->>> float_fields(torch.arange(3))
-Traceback (most recent call last):
-...
-TypeError: x must be a float16, bfloat16, float32 or float64 tensor, got torch.int64
-
-```
-
-## Range and precision, from the bits alone
-
-`torch.finfo` reports a format's limits: `max` (largest finite), `tiny` (smallest *normal* positive
-number) and `eps` (the gap between 1 and the next number up). All three follow from $e$ and $m$:
-$\max = (2 - 2^{-m})\,2^{b}$, $\text{tiny} = 2^{1-b}$, $\text{eps} = 2^{-m}$.
-[`finfo_from_bits`][torchenstein.tensors.dtypes.finfo_from_bits] computes them and agrees with PyTorch:
-
-```pycon
->>> from torchenstein.tensors.dtypes import finfo_from_bits
->>> for dtype, (e, m) in FLOAT_LAYOUTS.items():
-...     f, mine = torch.finfo(dtype), finfo_from_bits(e, m)
-...     same = (f.max, f.tiny, f.eps, f.bits) == (mine.max, mine.tiny, mine.eps, mine.bits)
-...     print(f"{str(dtype):15} max={f.max:.5g} tiny={f.tiny:.4g} eps={f.eps:.4g} same={same}")
-torch.float16   max=65504 tiny=6.104e-05 eps=0.0009766 same=True
-torch.bfloat16  max=3.3895e+38 tiny=1.175e-38 eps=0.007812 same=True
-torch.float32   max=3.4028e+38 tiny=1.175e-38 eps=1.192e-07 same=True
-torch.float64   max=1.7977e+308 tiny=2.225e-308 eps=2.22e-16 same=True
+>>> for dtype in FLOAT_LAYOUTS:
+...     f = torch.finfo(dtype)
+...     print(f"{str(dtype):15} max={f.max:.5g} tiny={f.tiny:.4g} eps={f.eps:.4g}")
+torch.float16   max=65504 tiny=6.104e-05 eps=0.0009766
+torch.bfloat16  max=3.3895e+38 tiny=1.175e-38 eps=0.007812
+torch.float32   max=3.4028e+38 tiny=1.175e-38 eps=1.192e-07
+torch.float64   max=1.7977e+308 tiny=2.225e-308 eps=2.22e-16
 
 ```
 
@@ -94,15 +94,68 @@ ceiling that a single `exp` can smash through:
 ```pycon
 >>> torch.tensor(257.0).to(torch.bfloat16).item(), torch.tensor(257.0).to(torch.float16).item()
 (256.0, 257.0)
+>>> torch.tensor(12.0, dtype=torch.float16).exp()  # e**12 is about 162755, past float16's max
+tensor(inf, dtype=torch.float16)
 
 ```
 
+That last line is why a softmax, which exponentiates, needs care; the
+[elementwise lesson](../elementwise/index.md) builds one that cannot overflow.
+
 ![Gap between neighbouring representable numbers against magnitude for float32, bfloat16 and float16](plot_precision.svg)
 
-On the left, the gap between neighbours grows with the number itself, except among the subnormals,
-where it stays flat. On the right, the close-up: the gap doubles at every power of two, so the
-*relative* gap saws between $\text{eps}/2$ and $\text{eps}$. A float carries a fixed number of
-significant bits, never a fixed number of decimal places.
+On the left, the gap between neighbours grows with the number itself, except among the tiniest
+numbers (the *subnormals*, below `tiny`), where it stays flat. On the right, the close-up: the gap
+doubles at every power of two, so the *relative* gap saws between $\text{eps}/2$ and $\text{eps}$. A
+float carries a fixed number of significant bits, never a fixed number of decimal places.
+
+??? note "Deep dive: a float's bits, read, rebuilt, and its limits derived"
+    With a sign bit $s$, an exponent field $E$ of $e$ bits, a mantissa field $M$ of $m$ bits and the
+    bias $b = 2^{e-1} - 1$, a normal number ($0 < E < 2^e - 1$) means
+
+    $$
+    x = (-1)^{s} \cdot 2^{E - b} \cdot \left(1 + \frac{M}{2^{m}}\right).
+    $$
+
+    $E = 0$ holds zero and the *subnormals*, $(-1)^s \cdot 2^{1-b} \cdot M / 2^m$, which trade digits for
+    reach towards zero; $E = 2^e - 1$ holds $\pm\infty$ ($M = 0$) and NaN ($M \neq 0$).
+    [`float_fields`][torchenstein.tensors.dtypes.float_fields] reads the fields with `.view` (same bytes,
+    integer dtype) and bit operations;
+    [`value_from_fields`][torchenstein.tensors.dtypes.value_from_fields] evaluates the formula above and
+    [`compose_float`][torchenstein.tensors.dtypes.compose_float] puts the bits back together:
+
+    ```pycon
+    >>> from torchenstein.tensors.dtypes import compose_float, float_fields, value_from_fields
+    >>> x = torch.tensor([-6.5, 1.0, 0.1], dtype=torch.float16)
+    >>> sign, exponent, mantissa = float_fields(x)
+    >>> sign.tolist(), exponent.tolist(), mantissa.tolist()
+    ([1, 0, 0], [17, 15, 11], [640, 0, 614])
+    >>> value_from_fields(sign, exponent, mantissa, torch.float16).tolist()  # 0.1 was never stored exactly
+    [-6.5, 1.0, 0.0999755859375]
+    >>> torch.equal(compose_float(sign, exponent, mantissa, torch.float16).view(torch.int16), x.view(torch.int16))
+    True
+    >>> float_fields(torch.arange(3))
+    Traceback (most recent call last):
+    ...
+    TypeError: x must be a float16, bfloat16, float32 or float64 tensor, got torch.int64
+
+    ```
+
+    All three limits of `torch.finfo` follow from $e$ and $m$ alone: $\max = (2 - 2^{-m})\,2^{b}$,
+    $\text{tiny} = 2^{1-b}$, $\text{eps} = 2^{-m}$.
+    [`finfo_from_bits`][torchenstein.tensors.dtypes.finfo_from_bits] computes them and agrees with PyTorch:
+
+    ```pycon
+    >>> from torchenstein.tensors.dtypes import finfo_from_bits
+    >>> for dtype, (e, m) in FLOAT_LAYOUTS.items():
+    ...     f, mine = torch.finfo(dtype), finfo_from_bits(e, m)
+    ...     print(f"{str(dtype):15} same={(f.max, f.tiny, f.eps, f.bits) == (mine.max, mine.tiny, mine.eps, mine.bits)}")
+    torch.float16   same=True
+    torch.bfloat16  same=True
+    torch.float32   same=True
+    torch.float64   same=True
+
+    ```
 
 ## The edges of float16
 
@@ -123,30 +176,30 @@ tensor([65504.,    inf], dtype=torch.float16)
 
 ```
 
-## Rounding to bfloat16 by hand
+??? note "Deep dive: rounding float32 to bfloat16 by hand"
+    Since `bfloat16` is the top 16 bits of a `float32`, converting means dropping the low 16 bits,
+    rounding to nearest with ties to even.
+    [`round_to_bfloat16`][torchenstein.tensors.dtypes.round_to_bfloat16] does exactly that on the bits
+    and matches `x.to(torch.bfloat16)` bit for bit on every number, infinities, subnormals and signed
+    zeros included:
 
-Since `bfloat16` is the top 16 bits of a `float32`, converting means dropping the low 16 bits, rounding
-to nearest with ties to even. [`round_to_bfloat16`][torchenstein.tensors.dtypes.round_to_bfloat16] does
-exactly that on the bits and matches `x.to(torch.bfloat16)` bit for bit on every number, infinities,
-subnormals and signed zeros included:
+    ```pycon
+    >>> from torchenstein.tensors.dtypes import round_to_bfloat16
+    >>> x = torch.tensor([3.14159265, 1.00390625, 1.01171875, -1e-40, 3.4e38, -0.0, float("inf")])
+    >>> torch.equal(round_to_bfloat16(x).view(torch.int16), x.to(torch.bfloat16).view(torch.int16))
+    True
+    >>> round_to_bfloat16(x)[:3].tolist()  # 1 + 2**-8 ties down to even, 1 + 3 * 2**-8 ties up
+    [3.140625, 1.0, 1.015625]
+    >>> nan = torch.tensor([float("nan")] * 3)
+    >>> {"ours is NaN": round_to_bfloat16(nan).isnan().all().item(), "PyTorch's is NaN": nan.bfloat16().isnan().all().item()}
+    {'ours is NaN': True, "PyTorch's is NaN": True}
 
-```pycon
->>> from torchenstein.tensors.dtypes import round_to_bfloat16
->>> x = torch.tensor([3.14159265, 1.00390625, 1.01171875, -1e-40, 3.4e38, -0.0, float("inf")])
->>> torch.equal(round_to_bfloat16(x).view(torch.int16), x.to(torch.bfloat16).view(torch.int16))
-True
->>> round_to_bfloat16(x)[:3].tolist()  # 1 + 2**-8 ties down to even, 1 + 3 * 2**-8 ties up
-[3.140625, 1.0, 1.015625]
->>> nan = torch.tensor([float("nan")] * 3)
->>> {"ours is NaN": round_to_bfloat16(nan).isnan().all().item(), "PyTorch's is NaN": nan.bfloat16().isnan().all().item()}
-{'ours is NaN': True, "PyTorch's is NaN": True}
+    ```
 
-```
-
-**Where it differs from PyTorch: the bits of NaN.** A NaN maps to a NaN, but which of the many NaN bit
-patterns (the *payload*) comes out is the platform's business: PyTorch's scalar code writes `0x7FC0`, its
-vectorised CPU kernels may write `0xFFFF`, depending on the machine and even on the tensor's length. Ours
-always writes the quiet NaN `0x7FC0`, so compare NaN-ness, never NaN bits.
+    **Where it differs from PyTorch: the bits of NaN.** A NaN maps to a NaN, but which of the many NaN
+    bit patterns (the *payload*) comes out is the platform's business: PyTorch's scalar code writes
+    `0x7FC0`, its vectorised CPU kernels may write `0xFFFF`, depending on the machine and even on the
+    tensor's length. Ours always writes the quiet NaN `0x7FC0`, so compare NaN-ness, never NaN bits.
 
 ## Integers and booleans
 
@@ -237,8 +290,10 @@ True
 A tensor lives on one device. The course picks it in one place,
 [`pick_device`][torchenstein.lab.pick_device]: CUDA, then Apple's MPS, then the CPU, unless the environment
 variable `TORCHENSTEIN_DEVICE` names one. `tensor.to(device)`
-returns a copy there (or the very same tensor if it is already there); `module.to(device)` moves the
-module's parameters and buffers *in place*. On a CPU-only machine everything below runs on `cpu`:
+returns a copy there (or the very same tensor if it is already there). A *module* is PyTorch's building
+block for networks, an object that holds its learnable tensors (its *parameters*) and computes with them;
+Part 2 builds them from scratch, and `torch.nn.Linear(3, 2)` below is one. `module.to(device)` moves the
+module's parameters *in place*. On a CPU-only machine everything below runs on `cpu`:
 
 ```pycon
 >>> from torchenstein.lab import device_available, pick_device
@@ -280,7 +335,7 @@ device(type='meta')
 ## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: the stalled sum"
-    Dr. Hammer logs his loss by adding float16 numbers one at a time. Above 2048, float16 holds only even
+    Dr. Hammer keeps a running total in float16, adding numbers one at a time. Above 2048, float16 holds only even
     numbers, so 2048 + 1 lands on a tie and rounds back to 2048, forever. Keep running totals in float32;
     PyTorch's own `sum` already accumulates in a wider type:
 
@@ -296,20 +351,6 @@ device(type='meta')
     ...     total32 = total32 + one  # float32 meets float16: promoted to float32
     >>> total32.item(), ones.sum().item()  # a float16 result, accumulated wider
     (3000.0, 3000.0)
-
-    ```
-
-!!! hammer "Dr. Hammer's trap: the exploding softmax"
-    $e^{12}$ exceeds float16's `max`, so a hand-written softmax returns NaN.
-    Subtracting the maximum first changes nothing mathematically and keeps every `exp` at most 1:
-
-    ```pycon
-    >>> logits = torch.tensor([10.0, 11.0, 12.0], dtype=torch.float16)
-    >>> logits.exp().isinf(), (logits.exp() / logits.exp().sum()).isnan().any()
-    (tensor([False, False,  True]), tensor(True))
-    >>> shifted = (logits - logits.max()).exp()
-    >>> torch.allclose((shifted / shifted.sum()).float(), torch.softmax(logits.float(), dim=0), atol=1e-3)
-    True
 
     ```
 
@@ -361,8 +402,9 @@ device(type='meta')
 
 1. **The next float up.** Write `next_representable_float(x)`, returning for each element of a
    float16, bfloat16, float32 or float64 tensor the next representable number towards $+\infty$ in the
-   same dtype, using its bits (no `torch.nextafter`, which is the reference). Mind zeros, negatives,
-   `max`, infinities and NaN.
+   same dtype, using its bits (no `torch.nextafter`, which is the reference). The first deep dive shows
+   how `.view` reads a float's bits as an integer of the same width. Mind zeros, negatives, `max`,
+   infinities and NaN.
 2. **Does it survive?** Write `survives_round_trip(x, dtype)`, returning a bool tensor that is `True`
    where the value of `x` is stored exactly by the floating dtype `dtype` (NaN counts as surviving;
    a finite value that becomes infinite does not).
@@ -767,6 +809,14 @@ def _edge_values(dtype: torch.dtype) -> torch.Tensor:
     return torch.cat([torch.tensor(values, dtype=torch.float64).to(dtype), subnormals, noise.to(dtype)])
 
 
+def _attempt(candidate, where: str, *args, **kwargs):
+    # Run a learner's attempt; a crash is a failed case that says which inputs caused it.
+    try:
+        return candidate(*args, **kwargs)
+    except Exception as err:  # any failure of the attempt is reported, not crashed on
+        raise AssertionError(f"{where}: the attempt raised {type(err).__name__}: {err}") from err
+
+
 def check_next_representable_float(candidate) -> None:
     """Check an attempt at `next_representable_float` against `torch.nextafter` in all four dtypes.
 
@@ -776,7 +826,7 @@ def check_next_representable_float(candidate) -> None:
     for dtype in FLOAT_LAYOUTS:
         x = _edge_values(dtype)
         expected = torch.nextafter(x, torch.tensor(math.inf, dtype=dtype))
-        got = candidate(x.clone())
+        got = _attempt(candidate, f"{dtype} edge values", x.clone())
         assert isinstance(got, torch.Tensor) and got.dtype == dtype, f"for a {dtype} input return a {dtype} tensor, got {got!r}"
         assert got.shape == x.shape, f"the result must have the input's shape {tuple(x.shape)}, got {tuple(got.shape)}"
         wrong = ~((got == expected) | (got.isnan() & expected.isnan()))
@@ -830,7 +880,7 @@ def check_survives_round_trip(candidate) -> None:
     """
     for source, target, values, expected in _ROUND_TRIP_CASES:
         x = torch.tensor(values, dtype=source)
-        got = candidate(x.clone(), target)
+        got = _attempt(candidate, f"{values} as {source} -> {target}", x.clone(), target)
         assert isinstance(got, torch.Tensor) and got.dtype == torch.bool, f"return a bool tensor, got {got!r}"
         for value, want, have in zip(x.tolist(), expected, got.tolist(), strict=True):
             assert have == want, f"{value!r} as {source} -> {target}: expected {want}, got {have}"
@@ -840,5 +890,5 @@ def check_survives_round_trip(candidate) -> None:
     x = torch.randn(200, dtype=torch.float64, generator=generator)
     x = torch.cat([x, torch.randint(-2048, 2048, (50,), generator=generator).double() / 8])
     truth = value_from_fields(*float_fields(x.to(torch.float16)), torch.float16) == x
-    got = candidate(x.clone(), torch.float16)
+    got = _attempt(candidate, "random float64 values -> float16", x.clone(), torch.float16)
     assert torch.equal(got, truth), f"float64 -> float16 on random values: wrong at {x[got != truth][:3].tolist()}"

@@ -2,17 +2,17 @@ r"""
 # Advanced Einsum: The Many-Armed Contraction Engine
 
 !!! torchenstein "The Professor speaks"
-    One einsum string can hold a whole multi-head attention layer, my apprentice, and I have the
-    blueprints to prove it. But a contraction with many arms is also a contraction with many *orders*,
-    and the wrong order turns a vector into a matrix the size of a small moon. Today we write attention
-    in einsum, count the cost of every bracket, and build our own `rearrange` while Dr. Hammer scrambles
-    his heads.
+    One einsum string can multiply a whole chain of tensors, my apprentice, and cut and glue their axes
+    on the way. But a contraction with many arms is also a contraction with many *orders*, and the wrong
+    order turns a vector into a matrix the size of a small moon. Today we fold a projection and a head
+    split into one contraction, count the cost of every bracket, and build our own `rearrange` while
+    Dr. Hammer scrambles his heads.
 
 **You will learn to**
 
 - read and write einsums with three or more operands: chains, outer products and bilinear forms;
-- write attention scores, weighted values and the Q/K/V and output projections as einsums, with the head
-  split folded into the weights, and prove a whole multi-head attention equal to `torch.nn.MultiheadAttention`;
+- fold a projection and a head split (or a head merge and a projection) into one einsum, by reading a
+  weight matrix with more axes;
 - count the FLOPs of each contraction order, find the cheapest one, and measure the difference;
 - know what `torch.einsum` does with many operands, with and without opt_einsum;
 - build an einops-style `rearrange` from scratch and prove it equal to `permute` and `reshape`.
@@ -58,41 +58,17 @@ True
 
 ```
 
-## Attention, written as einsum
-
-Attention with batch $b$, heads $h$, queries $q$, keys $k$ and head width $d$ is two contractions. The
-scores compare every query with every key along $d$: "bhqd,bhkd->bhqk". The output mixes the values
-with the weights along $k$: "bhqk,bhkd->bhqd". No `transpose(-2, -1)` to remember, because the letters
-say which axis meets which. [`einsum_attention`][torchenstein.tensors.einsum_advanced.einsum_attention]
-puts the two around a softmax, and agrees with the course's
-[`scaled_dot_product_attention`][torchenstein.transformers.attention.scaled_dot_product_attention] and
-with PyTorch's:
-
-```pycon
->>> from torchenstein.tensors.einsum_advanced import einsum_attention
->>> from torchenstein.transformers.attention import scaled_dot_product_attention
->>> q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 4)
->>> scores = torch.einsum("bhqd,bhkd->bhqk", q, k)
->>> scores.shape
-torch.Size([2, 3, 5, 7])
->>> torch.allclose(scores, q @ k.transpose(-2, -1), atol=1e-6)
-True
->>> out = einsum_attention(q, k, v, is_causal=True)
->>> out.shape
-torch.Size([2, 3, 5, 4])
->>> torch.testing.assert_close(out, scaled_dot_product_attention(q, k, v, is_causal=True))
->>> torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True))
-
-```
-
 ## Projections with the head split folded in
 
-The usual road to heads is a linear layer, then a split: `F.linear` gives `(B, T, C)` and
-`split_heads` views the channels as `(h, d)` and moves the heads forward. But a weight of shape
-`(C, C)` is just as well a weight of shape `(h, d, C)`: its row `head * d + j` is row `j` of head
-`head`. With the weight viewed that way, projection and split are one contraction, "btc,hdc->bhtd",
-and the output comes out with the heads already in front. Going back, the output projection's weight
-`(C, C)` viewed as `(C, h, d)` merges the heads while it projects: "bhtd,chd->btc".
+A *projection* multiplies every token's vector by one weight matrix: `F.linear(x, weight, bias)`
+computes `x @ weight.T + bias`, so a weight of shape `(C_out, C)` turns `(B, T, C)` into
+`(B, T, C_out)` (the letters and the heads are those of
+[Tensor metamorphosis](../metamorphosis/index.md#the-motivating-monster-splitting-heads)). The usual road
+to heads is a projection, then a split: `split_heads` views the channels as `(h, d)` and moves the heads
+forward. But a weight of shape `(C, C)` is just as well a weight of shape `(h, d, C)`: its row
+`head * d + j` is row `j` of head `head`. With the weight viewed that way, projection and split are one
+contraction, "btc,hdc->bhtd", and the output comes out with the heads already in front. Going back, a
+weight `(C, C)` viewed as `(C, h, d)` merges the heads while it projects: "bhtd,chd->btc".
 
 ```pycon
 >>> from torchenstein.tensors.einsum_advanced import einsum_merge_heads, einsum_project_heads
@@ -104,44 +80,6 @@ and the output comes out with the heads already in front. Going back, the output
 torch.Size([2, 3, 5, 4])
 >>> torch.testing.assert_close(heads, split_heads(F.linear(x, w, bias), num_heads=h))
 >>> torch.testing.assert_close(einsum_merge_heads(heads, w, bias), F.linear(merge_heads(heads), w, bias))
-
-```
-
-The three input projections can even share one einsum: `nn.MultiheadAttention` stores them stacked as an
-`in_proj_weight` of shape `(3C, C)`, which views as `(3, h, d, C)`, and "btc,nhdc->nbhtd" hands back
-queries, keys and values in one tensor.
-
-```pycon
->>> in_proj = torch.randn(3 * C, C)
->>> qkv = torch.einsum("btc,nhdc->nbhtd", x, in_proj.view(3, h, C // h, C))
->>> qkv.shape
-torch.Size([3, 2, 3, 5, 4])
->>> torch.testing.assert_close(qkv[1], split_heads(F.linear(x, in_proj[C:2 * C]), num_heads=h))
-
-```
-
-## A whole multi-head attention in einsums
-
-A forward pass of multi-head attention is then one einsum per projection, two for attention and a softmax.
-[`einsum_multi_head_attention`][torchenstein.tensors.einsum_advanced.einsum_multi_head_attention] takes
-its weights under `torch.nn.MultiheadAttention`'s names, so a module's parameters drop straight in;
-[`matmul_multi_head_attention`][torchenstein.tensors.einsum_advanced.matmul_multi_head_attention] is the
-matmul way (linear, split, attention, merge, linear). All three agree. (`nn.MultiheadAttention`'s boolean
-`attn_mask` means *hide* where `True`, the opposite of `scaled_dot_product_attention`'s: hence the `~`.)
-
-```pycon
->>> from torchenstein.tensors.einsum_advanced import einsum_multi_head_attention, matmul_multi_head_attention
->>> from torchenstein.transformers.attention import causal_mask
->>> mha = torch.nn.MultiheadAttention(C, h, batch_first=True)
->>> weights = (mha.in_proj_weight, mha.in_proj_bias, mha.out_proj.weight, mha.out_proj.bias)
->>> with torch.no_grad():
-...     theirs, _ = mha(x, x, x, attn_mask=~causal_mask(T), need_weights=False)
-...     ours = einsum_multi_head_attention(x, x, x, h, *weights, is_causal=True)
-...     matmul = matmul_multi_head_attention(x, x, x, h, *weights, is_causal=True)
->>> ours.shape
-torch.Size([2, 5, 12])
->>> torch.testing.assert_close(ours, theirs)
->>> torch.testing.assert_close(ours, matmul)
 
 ```
 
@@ -277,28 +215,6 @@ ValueError: axes_lengths: h=5 does not divide the dimension of size 12 matched b
     Same answer, $n$ times the FLOPs, and an $n \times n$ matrix nobody asked for. Count before you contract,
     or let `torch.linalg.multi_dot` (or opt_einsum) choose.
 
-!!! hammer "Dr. Hammer's trap: the scores with their letters swapped"
-    "bhqd,bhkd->bhkq" is a perfectly legal einsum: the transpose of the scores. With as many keys as
-    queries the shape is identical, nothing complains, and the softmax over the last axis now normalises
-    over *queries*.
-
-    ```pycon
-    >>> q, k, v = torch.randn(3, 1, 2, 4, 8).unbind(0)    # each (B, h, T, d)
-    >>> right = torch.einsum("bhqd,bhkd->bhqk", q, k)
-    >>> hammer = torch.einsum("bhqd,bhkd->bhkq", q, k)
-    >>> {"same shape": hammer.shape == right.shape, "transposed": torch.equal(hammer, right.transpose(-2, -1))}
-    {'same shape': True, 'transposed': True}
-    >>> out = torch.einsum("bhqk,bhkd->bhqd", torch.softmax(hammer / 8**0.5, dim=-1), v)
-    >>> torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5)
-    False
-    >>> out = torch.einsum("bhqk,bhkd->bhqd", torch.softmax(right / 8**0.5, dim=-1), v)
-    >>> torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-5)
-    True
-
-    ```
-
-    Test with as many keys as queries and the bug hides; give the test $L \ne S$ and it shows at once.
-
 !!! hammer "Dr. Hammer's trap: `(d h)` instead of `(h d)`"
     The projection lays each token's channels out head by head: channels $0..d-1$ are head 0. Dr.
     Hammer writes the group as `(d h)`. Same shapes, no error, and each "head" is a comb that takes every
@@ -322,27 +238,20 @@ ValueError: axes_lengths: h=5 does not divide the dimension of size 12 matched b
 
 ## Challenges
 
-**1. Grouped-query attention scores.** In grouped-query attention several query heads share one key
-head. Write `grouped_query_attention_scores(query, key)` for a query of shape `(B, Hq, L, d)` and a key
-of shape `(B, Hkv, S, d)`, where `Hkv` divides `Hq` into groups of `g = Hq // Hkv`: return the unscaled
-scores, shape `(B, Hq, L, S)`, where query head `i` uses key head `i // g` (the convention of
-`repeat_interleave` on the keys, which PyTorch 2.5+ follows for `enable_gqa`). Use one einsum and no
-copy of the keys. Raise `ValueError` when `Hkv` does not divide `Hq`.
-
-**2. Image patches as tokens.** A Vision Transformer cuts an image into `p x p` patches and makes each
-patch a token. Write `patchify_images(images, patch_size)` taking `(B, C, H, W)` and returning
-`(B, (H/p)(W/p), p * p * C)`, which is
+**1. Image patches as tokens.** A Vision Transformer, a network for images, cuts each image into
+`p x p` patches and treats every patch as one token (a vector of numbers, like a word's). Write
+`patchify_images(images, patch_size)` taking a batch of images of shape `(B, C, H, W)` (`C` colour
+channels, height `H`, width `W`) and returning `(B, (H/p)(W/p), p * p * C)`, which is
 "b c (h p1) (w p2) -> b (h w) (p1 p2 c)": patches in row-major order, each flattened row by row with the
-channels innermost. Raise `ValueError` when `patch_size` does not divide `H` and `W`. The checker
-compares it with `torch.nn.functional.unfold` and a `permute`.
+channels innermost. Raise `ValueError` when `patch_size` does not divide `H` and `W`. This lesson's
+`rearrange` does it in one line; `reshape` and `permute` do it in three. The checker compares it with
+`torch.nn.functional.unfold` and a `permute`.
 
-Check an attempt with `check_grouped_query_attention_scores(my_function)` or
-`check_patchify_images(my_function)`, or put your functions in a file and run
-`python -m torchenstein.challenges my_attempts.py`. The Professor's answers pass:
+Check an attempt with `check_patchify_images(my_function)`, or put your function in a file and run
+`python -m torchenstein.challenges my_attempts.py`. The Professor's answer passes:
 
 ```pycon
 >>> from torchenstein.tensors import einsum_advanced as lesson
->>> lesson.check_grouped_query_attention_scores(lesson.grouped_query_attention_scores)
 >>> lesson.check_patchify_images(lesson.patchify_images)
 
 ```
@@ -360,8 +269,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from torchenstein.lab import PALETTE, new_figure, time_it
-from torchenstein.tensors.metamorphosis import merge_heads, split_heads
-from torchenstein.transformers.attention import causal_mask, scaled_dot_product_attention
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -379,52 +286,6 @@ def _positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
-
-
-def einsum_attention(
-    query: Tensor, key: Tensor, value: Tensor, is_causal: bool = False, scale: float | None = None
-) -> Tensor:
-    r"""Scaled dot-product attention written as two einsums.
-
-    Args:
-        query: shape $(B, h, L, d_k)$.
-        key: shape $(B, h, S, d_k)$.
-        value: shape $(B, h, S, d_v)$.
-        is_causal: hide the future with the top-left aligned causal mask, as PyTorch's ``is_causal``.
-        scale: the factor the scores are multiplied by; ``None`` means $1/\sqrt{d_k}$.
-
-    Returns:
-        The output, shape $(B, h, L, d_v)$.
-
-    Raises:
-        TypeError: if an input is not a tensor.
-        ValueError: if an input is not 4-D or the shapes do not fit together.
-
-    Examples:
-        >>> q, k, v = torch.randn(3, 1, 2, 4, 8).unbind(0)
-        >>> torch.testing.assert_close(einsum_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
-        >>> einsum_attention(q, k[..., :3], v)
-        Traceback (most recent call last):
-        ...
-        ValueError: key must have shape (B, h, S, d_k) = (1, 2, S, 8) like query, got (1, 2, 4, 3)
-    """
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        _require_tensor(t, name, ndim=4)
-    B, h, L, d_k = query.shape
-    if key.shape[:2] != (B, h) or key.size(-1) != d_k:
-        raise ValueError(f"key must have shape (B, h, S, d_k) = ({B}, {h}, S, {d_k}) like query, got {tuple(key.shape)}")
-    if value.shape[:3] != key.shape[:3]:
-        raise ValueError(f"value must have shape (B, h, S, d_v) with key's (B, h, S), got {tuple(value.shape)}")
-    if scale is None:
-        scale = 1.0 / math.sqrt(d_k)
-    # Query q meets key k along the shared width d, which is summed away.
-    scores = torch.einsum("bhqd,bhkd->bhqk", query, key) * scale  # (B, h, L, S)
-    if is_causal:
-        scores = scores.masked_fill(~causal_mask(L, key.size(-2), device=query.device), float("-inf"))
-    # One unit of attention per query, spread over the keys: the softmax runs over k, the last letter.
-    weights = torch.softmax(scores, dim=-1)
-    # Each output row mixes the value rows along k, which is summed away this time.
-    return torch.einsum("bhqk,bhkd->bhqd", weights, value)  # (B, h, L, d_v)
 
 
 def einsum_project_heads(input: Tensor, weight: Tensor, bias: Tensor | None, num_heads: int) -> Tensor:
@@ -496,89 +357,6 @@ def einsum_merge_heads(input: Tensor, weight: Tensor, bias: Tensor | None = None
     if bias.shape != (weight.size(0),):
         raise ValueError(f"bias must have shape ({weight.size(0)},), got {tuple(bias.shape)}")
     return out + bias
-
-
-def _mha_inputs(query, key, value, num_heads, in_proj_weight, in_proj_bias, out_proj_weight) -> list[tuple]:
-    # Check every argument once, then pair each input with its slice of the stacked projection.
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        _require_tensor(t, name, ndim=3)
-    C = query.size(-1)
-    if key.shape != value.shape or key.size(0) != query.size(0) or key.size(-1) != C:
-        shapes = f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
-        raise ValueError(f"query, key and value must be (B, L, C), (B, S, C), (B, S, C), got {shapes}")
-    for name, t, shape in (("in_proj_weight", in_proj_weight, (3 * C, C)), ("in_proj_bias", in_proj_bias, (3 * C,)),
-                           ("out_proj_weight", out_proj_weight, (C, C))):
-        if (t is not None or name != "in_proj_bias") and _require_tensor(t, name).shape != shape:
-            raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
-    if C % _positive_int(num_heads, "num_heads"):
-        raise ValueError(f"num_heads must divide the embedding size C={C}, got num_heads={num_heads}")
-    # nn.MultiheadAttention stacks the three projections along the output channels: query, key, value.
-    biases = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
-    return list(zip((query, key, value), in_proj_weight.chunk(3), biases, strict=True))
-
-
-def einsum_multi_head_attention(
-    query: Tensor, key: Tensor, value: Tensor, num_heads: int,
-    in_proj_weight: Tensor, in_proj_bias: Tensor | None,
-    out_proj_weight: Tensor, out_proj_bias: Tensor | None, is_causal: bool = False,
-) -> Tensor:
-    """Multi-head attention with every contraction written as an einsum (batch first, no dropout).
-
-    The weights are named and shaped as the parameters of ``torch.nn.MultiheadAttention``.
-
-    Args:
-        query: shape ``(B, L, C)``.
-        key: shape ``(B, S, C)``.
-        value: shape ``(B, S, C)``.
-        num_heads: how many heads; it must divide ``C``.
-        in_proj_weight: the stacked query, key and value weights, shape ``(3C, C)``.
-        in_proj_bias: their stacked biases, shape ``(3C,)``, or ``None``.
-        out_proj_weight: shape ``(C, C)``.
-        out_proj_bias: shape ``(C,)``, or ``None``.
-        is_causal: query ``i`` sees only keys ``j <= i``.
-
-    Returns:
-        Shape ``(B, L, C)``.
-
-    Raises:
-        TypeError: if an input is not a tensor.
-        ValueError: if the shapes do not fit or ``num_heads`` does not divide ``C``.
-
-    Examples:
-        >>> x = torch.randn(2, 3, 8)
-        >>> einsum_multi_head_attention(x, x, x, 2, torch.randn(24, 8), None, torch.randn(8, 8), None).shape
-        torch.Size([2, 3, 8])
-        >>> einsum_multi_head_attention(x, x, x, 3, torch.randn(24, 8), None, torch.randn(8, 8), None)
-        Traceback (most recent call last):
-        ...
-        ValueError: num_heads must divide the embedding size C=8, got num_heads=3
-    """
-    inputs = _mha_inputs(query, key, value, num_heads, in_proj_weight, in_proj_bias, out_proj_weight)
-    # Projection and head split in one contraction each: (B, T, C) -> (B, h, T, d).
-    q, k, v = (einsum_project_heads(t, w, b, num_heads) for t, w, b in inputs)
-    out = einsum_attention(q, k, v, is_causal=is_causal)  # (B, h, L, d)
-    # Merge and output projection in one contraction: (B, h, L, d) -> (B, L, C).
-    return einsum_merge_heads(out, out_proj_weight, out_proj_bias)
-
-
-def matmul_multi_head_attention(
-    query: Tensor, key: Tensor, value: Tensor, num_heads: int,
-    in_proj_weight: Tensor, in_proj_bias: Tensor | None,
-    out_proj_weight: Tensor, out_proj_bias: Tensor | None, is_causal: bool = False,
-) -> Tensor:
-    """The same multi-head attention the matmul way: linear, split, attention, merge, linear.
-
-    Takes and returns what `einsum_multi_head_attention` does.
-
-    Examples:
-        >>> x, w_in, w_out = torch.randn(2, 3, 8), torch.randn(24, 8), torch.randn(8, 8)
-        >>> torch.testing.assert_close(matmul_multi_head_attention(x, x, x, 2, w_in, None, w_out, None),
-        ...                            einsum_multi_head_attention(x, x, x, 2, w_in, None, w_out, None))
-    """
-    inputs = _mha_inputs(query, key, value, num_heads, in_proj_weight, in_proj_bias, out_proj_weight)
-    q, k, v = (split_heads(F.linear(t, w, b), num_heads) for t, w, b in inputs)  # each (B, h, T, d)
-    out = scaled_dot_product_attention(q, k, v, is_causal=is_causal)  # (B, h, L, d)
-    return F.linear(merge_heads(out), out_proj_weight, out_proj_bias)  # (B, L, C)
 
 
 # A contraction order is a tree: a leaf is an operand's index, a node a pair of subtrees.
@@ -917,68 +695,6 @@ def rearrange(tensor: Tensor, pattern: str, **axes_lengths: int) -> Tensor:
     split = tensor.reshape([lengths[n] for n in left_names])  # one dimension per axis name
     moved = split.permute([left_names.index(n) for n in right_names])
     return moved.reshape([math.prod(lengths[n] for n in group) for group in right])
-
-
-def grouped_query_attention_scores(query: Tensor, key: Tensor) -> Tensor:
-    """Challenge solution: unscaled attention scores when groups of query heads share a key head.
-
-    Args:
-        query: shape ``(B, Hq, L, d)``.
-        key: shape ``(B, Hkv, S, d)``, with ``Hkv`` dividing ``Hq``.
-
-    Returns:
-        Shape ``(B, Hq, L, S)``; query head ``i`` is scored against key head ``i // (Hq // Hkv)``.
-
-    Raises:
-        ValueError: if the inputs are not 4-D, do not fit, or ``Hkv`` does not divide ``Hq``.
-
-    Examples:
-        >>> q, k = torch.randn(2, 6, 3, 4), torch.randn(2, 2, 5, 4)
-        >>> expected = q @ k.repeat_interleave(3, dim=1).transpose(-2, -1)
-        >>> torch.allclose(grouped_query_attention_scores(q, k), expected, atol=1e-6)
-        True
-    """
-    _require_tensor(query, "query", ndim=4)
-    _require_tensor(key, "key", ndim=4)
-    B, Hq, L, d = query.shape
-    Hkv = key.size(1)
-    if key.size(0) != B or key.size(-1) != d or Hkv == 0 or Hq % Hkv:
-        raise ValueError(f"key must have shape (B, Hkv, S, d) = ({B}, Hkv, S, {d}) with Hkv dividing Hq={Hq}, "
-                         f"got {tuple(key.shape)}")
-    # Consecutive query heads form a group: head i is (group i // g, member i % g), a free view.
-    grouped = query.view(B, Hkv, Hq // Hkv, L, d)  # (B, Hkv, g, L, d)
-    # Every member of group n meets key head n; the keys are read, never copied.
-    scores = torch.einsum("bngqd,bnkd->bngqk", grouped, key)  # (B, Hkv, g, L, S)
-    return scores.reshape(B, Hq, L, key.size(2))
-
-
-def check_grouped_query_attention_scores(candidate: Callable[[Tensor, Tensor], Tensor]) -> None:
-    """Check an attempt at ``grouped_query_attention_scores``; raise ``AssertionError`` with a hint if wrong.
-
-    Examples:
-        >>> check_grouped_query_attention_scores(grouped_query_attention_scores)
-    """
-    generator = torch.Generator().manual_seed(3)
-    for B, Hq, Hkv, L, S, d in [(2, 6, 2, 3, 5, 4), (1, 4, 4, 2, 2, 3), (1, 4, 1, 3, 1, 2), (2, 8, 4, 1, 3, 5)]:
-        query = torch.randn(B, Hq, L, d, generator=generator, dtype=torch.float64)
-        key = torch.randn(B, Hkv, S, d, generator=generator, dtype=torch.float64)
-        got = candidate(query, key)
-        expected = query @ key.repeat_interleave(Hq // Hkv, dim=1).transpose(-2, -1)
-        where = f"query {tuple(query.shape)}, key {tuple(key.shape)}"
-        assert isinstance(got, torch.Tensor), f"{where}: expected a tensor, got {type(got).__name__}"
-        assert got.shape == expected.shape, f"{where}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
-        assert torch.allclose(got, expected), (
-            f"{where}: wrong scores; query head i must use key head i // (Hq // Hkv) "
-            "(consecutive query heads share a key head, like repeat_interleave, not repeat), and no scaling"
-        )
-    message = "Hq=6 query heads cannot be shared by Hkv=4 key heads: raise ValueError"
-    try:
-        candidate(torch.zeros(1, 6, 2, 4), torch.zeros(1, 4, 2, 4))
-    except ValueError:
-        return
-    except Exception as err:  # any other failure is a learner's bug to report, not to crash on
-        raise AssertionError(f"{message}, not {type(err).__name__}: {err}") from err
-    raise AssertionError(message)
 
 
 def patchify_images(images: Tensor, patch_size: int) -> Tensor:

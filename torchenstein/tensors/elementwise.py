@@ -4,8 +4,8 @@ r"""
 !!! torchenstein "The Professor speaks"
     Transmutation, my apprentice! Element-wise spells change every number at once, reductions boil a
     whole dimension down to a single drop, and in-place spells rewrite a tensor where it stands. Cast
-    them carelessly and your softmax explodes into `NaN`, your standard deviation lies, and autograd
-    slams the laboratory door in your face. Today we learn to cast them safely.
+    them carelessly and your softmax explodes into `NaN`, your standard deviation lies, and your row
+    means land on the columns. Today we learn to cast them safely.
 
 **You will learn to**
 
@@ -14,7 +14,7 @@ r"""
 - reduce along the right dimension with `sum`, `mean`, `max`, `argmax`, `prod`, `var` and `std`,
   and keep that dimension with `keepdim=True` so the result broadcasts back;
 - explain Bessel's correction, and write `var` and `std` from sums and means;
-- use in-place operations, and know when autograd refuses them;
+- use in-place operations and `out=`, and watch a tensor's version counter;
 - write `softmax`, `log_softmax` and `logsumexp` that survive inputs of $\pm 1000$ and $-\infty$,
   and prove them equal to PyTorch's own.
 
@@ -66,7 +66,8 @@ pushes every value into an interval. Both are element-wise, so both broadcast a 
 ```
 
 `torch.where` computes *both* branches everywhere and only then chooses. A branch that is `NaN` where
-it is not chosen does no harm to the values, but its gradient is $0 \cdot \text{NaN} = \text{NaN}$.
+it is not chosen does no harm to the values, but its gradient (see the
+[primer](../creation/index.md#a-one-minute-primer-on-gradients)) is $0 \cdot \text{NaN} = \text{NaN}$.
 Make every branch safe on every input, for instance by clamping what goes into it:
 
 ```pycon
@@ -100,6 +101,9 @@ vanishes, not the one that survives.
 ```
 
 ![A 3 by 4 matrix, its sums along dim 0 (a row of four) and along dim 1 with keepdim (a column of three)](plot_reductions.svg)
+
+Integer tensors are refused by `mean` (an integer cannot hold the answer): see the trap "the integer that
+would not average" in [Summoning tensors](../creation/index.md).
 
 `torch.max(x)` with no `dim` returns one value; with a `dim` it returns a named pair, the `values` and
 the `indices` where they sit. `argmax` returns the indices alone, `min`/`argmin` mirror them, and on
@@ -155,18 +159,23 @@ TypeError: input must be a floating-point tensor, got torch.int64
 ```
 
 Bessel fixes the variance only: the square root of an unbiased estimate is still a (slightly) biased
-estimate of $\sigma$. Normalisation layers (`nn.LayerNorm`, the normalising step of `nn.BatchNorm`)
-divide by the $c = 0$ standard deviation, so anything you compare with them must use `correction=0`.
+estimate of $\sigma$. Normalisation layers, which Part 2 builds (`nn.LayerNorm`, and the normalising step
+of `nn.BatchNorm`), rescale numbers to mean 0 and standard deviation 1; they divide by the $c = 0$
+standard deviation, so anything you compare with them must use `correction=0`.
 
 ## `keepdim`: reductions that broadcast back
 
 A reduction often feeds straight back into the tensor it came from: subtract the mean of each row,
-divide by its standard deviation, normalise each row to sum to one. For that, the reduced dimension
-must still be there, with size 1, so that broadcasting lines it up with the dimension it came from.
-Without `keepdim` the shape `(3,)` is lined up with the *last* dimension, and the shapes clash:
+divide by its standard deviation, normalise each row to sum to one. [Broadcasting](../broadcasting/index.md)
+aligns shapes on the right, so a reduction over the *first* dimension, `(4,)` from a `(3, 4)` tensor,
+lines up with the columns by itself. A reduction over the *last* dimension gives `(3,)`, which is lined
+up with the four columns as well, and the shapes clash. Keep the reduced dimension as size 1 with
+`keepdim=True`, and the `(3, 1)` result stretches across each row:
 
 ```pycon
 >>> x = torch.arange(12.0).reshape(3, 4)
+>>> (x - x.mean(dim=0)).sum(dim=0)  # (3, 4) - (4,): each column centred
+tensor([0., 0., 0., 0.])
 >>> x - x.mean(dim=1)
 Traceback (most recent call last):
 ...
@@ -176,6 +185,9 @@ RuntimeError: The size of tensor a (4) must match the size of tensor b (3) at no
 (tensor([0., 0., 0.]), tensor([1., 1., 1.]))
 
 ```
+
+That error is the lucky case. On a square tensor the shapes agree by accident, and the row means are
+subtracted from the columns, silently: see Dr. Hammer's trap "forgetting keepdim on a square tensor".
 
 ## In-place operations
 
@@ -201,47 +213,11 @@ private version counter, `_version`:
 
 ```
 
-Autograd has two objections, and they are two different rules. The first is about *leaves*. A leaf that
-requires grad is a tensor you made yourself rather than computed from others (a parameter): it has no history,
-and autograd adds every gradient that reaches it into its `.grad`. Recording `w.add_(1)` would give `w` a
-history, the in-place add, and make it a non-leaf: its gradient would flow on into that history instead of
-landing in `w.grad`, and the parameter would silently stop accumulating gradients. So autograd refuses an
-in-place operation on a leaf that requires grad (or on a view of one). Optimisers update their weights inside
-`torch.no_grad()`, where nothing is recorded and `w` stays a leaf. `out=` is refused too when autograd is
-recording and an input requires grad.
-
-```pycon
->>> w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
->>> w.add_(1)
-Traceback (most recent call last):
-...
-RuntimeError: a leaf Variable that requires grad is being used in an in-place operation.
->>> with torch.no_grad():
-...     _ = w.add_(1)
->>> w, f"still a leaf: {w.is_leaf}"
-(tensor([2., 3., 4.], requires_grad=True), 'still a leaf: True')
-
-```
-
-The second rule is about *saved tensors*, and it is more devious: many operations save a tensor for the
-backward pass (`exp` saves its *output*, since $\frac{d}{dx}e^x = e^x$; `x * y` saves both inputs).
-Overwrite a saved tensor in place and its version no longer matches the one autograd recorded, so
-`backward` refuses rather than compute a wrong gradient. Dr. Hammer shows you below how that looks.
-
-So under autograd an in-place operation often saves no memory at all. Where the backward pass needs the
-value being overwritten, autograd keeps a copy of it: below, the in-place `mul_` saved a *clone* of the
-old `h` for the gradient of `y`. PyTorch's own notes on autograd put it plainly: it frees and reuses
-buffers so aggressively that in-place operations rarely lower memory use by much, and it discourages them
-under autograd. Save them for `torch.no_grad()` code and for buffers you own.
-
-```pycon
->>> y = torch.tensor([3.0, 4.0], requires_grad=True)
->>> h = torch.tensor([1.0, 2.0], requires_grad=True) * 1  # a non-leaf: in place is allowed
->>> _ = h.mul_(y)
->>> h.grad_fn._saved_self  # the old h, copied before it was overwritten
-tensor([1., 2.], grad_fn=<CloneBackward0>)
-
-```
+Under autograd (see the [primer](../creation/index.md#a-one-minute-primer-on-gradients)) in-place
+operations follow two rules of their own: a leaf that requires grad may not be changed in place, and
+neither may a tensor that autograd saved for the backward pass. The [autograd lesson](../autograd/index.md)
+explains both, and why in-place operations there rarely save memory; keep them for `torch.no_grad()` code
+and for buffers you own.
 
 ## Numerical stability: the softmax that does not explode
 
@@ -255,9 +231,10 @@ $$
 
 Written as printed, [`naive_softmax`][torchenstein.tensors.elementwise.naive_softmax] and
 [`naive_logsumexp`][torchenstein.tensors.elementwise.naive_logsumexp] die on perfectly ordinary
-logits. `exp` overflows to `inf` once its input passes $\log(\text{max})$ of the dtype, and rounds to 0
-soon after $e^x$ drops below the smallest subnormal; then $\infty/\infty$ and $0/0$ are `NaN`, and
-$\log 0 = -\infty$. You met the float16 version of this in the dtypes lesson; float32 is not immune:
+logits (a classifier's raw scores). `exp` overflows to `inf` once its input passes $\log(\text{max})$ of
+the dtype, and rounds to 0 soon after $e^x$ drops below the smallest subnormal; then $\infty/\infty$ and
+$0/0$ are `NaN`, and $\log 0 = -\infty$. [Dtypes and devices](../dtypes/index.md) showed float16
+overflowing at $e^{12}$; float32 is not immune:
 
 ```pycon
 >>> import math
@@ -394,50 +371,17 @@ maths; we even `detach` it, so autograd never differentiates through the `max`.
 
     ```
 
-!!! hammer "Dr. Hammer's trap: the in-place shortcut"
-    To save memory, Dr. Hammer applies `sigmoid_` to an activation that a multiplication saved for
-    the backward pass (see [In-place operations](#in-place-operations)). `backward` refuses; the
-    out-of-place `sigmoid` leaves the saved tensor alone.
-
-    ```pycon
-    >>> w = torch.tensor([0.5, -1.0], requires_grad=True)
-    >>> h = w * 3
-    >>> y = h * h  # mul saves h for the backward pass
-    >>> _ = h.sigmoid_()
-    >>> y.sum().backward()
-    Traceback (most recent call last):
-    ...
-    RuntimeError: one of the variables needed for gradient computation has been modified by an inplace operation: [torch.FloatTensor [2]], which is output 0 of Sigmoid..., is at version 1; expected version 0 instead. Hint: enable anomaly detection to find the operation that failed to compute its gradient, with torch.autograd.set_detect_anomaly(True...).
-    >>> h = w * 3
-    >>> y, s = h * h, h.sigmoid()
-    >>> y.sum().backward()
-    >>> w.grad
-    tensor([ 9., -18.])
-
-    ```
-
-!!! hammer "Dr. Hammer's trap: the mean of integers"
-    Dr. Hammer averages his integer class counts. `mean` refuses integer tensors, since an integer
-    cannot hold the answer; ask for a float result explicitly.
-
-    ```pycon
-    >>> counts = torch.tensor([3, 4, 4])
-    >>> counts.mean()
-    Traceback (most recent call last):
-    ...
-    RuntimeError: mean(): could not infer output dtype. Input dtype must be either a floating point or complex dtype. Got: Long
-    >>> counts.float().mean(), counts.mean(dtype=torch.float64), counts.sum() // counts.numel()
-    (tensor(3.6667), tensor(3.6667, dtype=torch.float64), tensor(3))
-
-    ```
-
 ## Challenges
 
-1. **A log-sigmoid that never overflows.** Write `stable_log_sigmoid(input)`, returning
+1. **A log-sigmoid that never overflows.** The sigmoid $\sigma(x) = 1 / (1 + e^{-x})$ squashes any
+   number into $(0, 1)$. Write `stable_log_sigmoid(input)`, returning
    $\log \sigma(x) = -\log(1 + e^{-x})$ element by element for a float tensor, equal to
    `torch.nn.functional.logsigmoid` from $-1000$ to $1000$ and at $\pm\infty$, with finite, correct
-   gradients (checked away from 0). `torch.log(torch.sigmoid(x))` fails: find out where.
-2. **A mean that ignores padding.** Write `mean_without_padding(input, mask, dim, keepdim=False)`:
+   gradients (checked away from 0). `torch.log(torch.sigmoid(x))` fails: find out where. One tool
+   beyond this lesson: `torch.log1p(y)` computes $\log(1 + y)$ without losing a tiny `y` to rounding.
+2. **A mean that ignores padding.** Sequences of different lengths are stored in one tensor by filling
+   the short ones up with *padding*, positions that hold no real data. Write
+   `mean_without_padding(input, mask, dim, keepdim=False)`:
    the mean of `input` along `dim` over the positions where the bool `mask` (broadcastable to
    `input`) is `True`. A slice with no `True` at all gives `NaN`, like the mean of nothing. Padding may
    hold any garbage, `inf` and `NaN` included, and must not leak into the result.
@@ -852,6 +796,14 @@ def stable_log_sigmoid(input: torch.Tensor) -> torch.Tensor:
     return torch.where(input < 0, negative - torch.log1p(negative.exp()), -torch.log1p((-positive).exp()))
 
 
+def _attempt(candidate, where: str, *args, **kwargs):
+    # Run a learner's attempt; a crash is a failed case that says which inputs caused it.
+    try:
+        return candidate(*args, **kwargs)
+    except Exception as err:  # any failure of the attempt is reported, not crashed on
+        raise AssertionError(f"{where}: the attempt raised {type(err).__name__}: {err}") from err
+
+
 def check_stable_log_sigmoid(candidate: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check an attempt at `stable_log_sigmoid` against `torch.nn.functional.logsigmoid`, values and gradients.
 
@@ -863,7 +815,7 @@ def check_stable_log_sigmoid(candidate: Callable[[torch.Tensor], torch.Tensor]) 
     generator = torch.Generator().manual_seed(0)
     for dtype in (torch.float32, torch.float64):
         x = torch.cat([torch.tensor(extremes, dtype=dtype), 20 * torch.randn(50, dtype=dtype, generator=generator)])
-        got = candidate(x.clone())
+        got = _attempt(candidate, f"{dtype} input from -inf to inf", x.clone())
         assert isinstance(got, torch.Tensor) and got.dtype == dtype, f"for a {dtype} input return a {dtype} tensor, got {got!r}"
         assert got.shape == x.shape, f"the result must have the input's shape {tuple(x.shape)}, got {tuple(got.shape)}"
         _assert_close_at(f"{dtype}: log sigmoid", x, got, F.logsigmoid(x))
@@ -947,7 +899,7 @@ def check_mean_without_padding(candidate: Callable[..., torch.Tensor]) -> None:
                                                       strict=True)], dtype=torch.float64).reshape(moved.shape[:-1])
         if keepdim:
             expected = expected.unsqueeze(dim)
-        got = candidate(values.clone(), mask.clone(), dim=dim, keepdim=keepdim)
+        got = _attempt(candidate, name, values.clone(), mask.clone(), dim=dim, keepdim=keepdim)
         assert isinstance(got, torch.Tensor), f"{name}: return a tensor, got {got!r}"
         assert got.shape == expected.shape, f"{name}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
         assert got.dtype == values.dtype, f"{name}: expected dtype {values.dtype}, got {got.dtype}"

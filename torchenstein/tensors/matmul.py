@@ -2,7 +2,7 @@ r"""
 # Matrix Multiplication: The Engine Room of Every Monster
 
 !!! torchenstein "The Professor speaks"
-    Strip a Transformer to the bone, my apprentice, and what do you find? Matrix multiplications,
+    Strip any modern network to the bone, my apprentice, and what do you find? Matrix multiplications,
     thousands of them, humming away like the generators under my laboratory. Today we build one from
     raw scalars, learn every rank rule of `@` by heart, count what it costs, and race our creations
     against PyTorch's own engine. Bring goggles.
@@ -13,7 +13,8 @@ r"""
 - predict the shape of `@` for vectors, matrices and batches, broadcast batch dimensions included;
 - write matmul three ways (three loops, broadcast-multiply-sum, every rank rule) and prove the last
   equal to `torch.matmul`;
-- count a matmul's floating-point operations, and time three implementations against each other;
+- count a matmul's floating-point operations, and (in a deep dive) time three implementations against
+  each other;
 - know which dtypes matmul accepts, and why it refuses to mix them.
 
 ## One number: a row meets a column
@@ -105,9 +106,11 @@ A 1-D tensor is neither a row nor a column, so `matmul` decides for you, tempora
 ## Batch dimensions, and how they broadcast
 
 For `matmul`, the **last two** dimensions of each operand are the matrix; everything before them is a
-stack of matrices, the *batch*. The batch dimensions broadcast exactly as elementwise operations do:
-align them from the right, treat missing ones as 1, and let a 1 stretch to match. So one weight matrix
-`(C, D)` serves a whole `(B, T, C)` batch, and batch shapes `(2, 1)` and `(5,)` meet as `(2, 5)`.
+stack of matrices, the *batch*. The batch dimensions broadcast exactly as in
+[Broadcasting](../broadcasting/index.md): align them from the right, treat missing ones as 1, and let a
+1 stretch to match. So one weight matrix `(C, D)` serves a whole batch of token vectors `(B, T, C)` (the
+letters of [Tensor metamorphosis](../metamorphosis/index.md#the-motivating-monster-splitting-heads)), and
+batch shapes `(2, 1)` and `(5,)` meet as `(2, 5)`.
 `mm` and `bmm` broadcast nothing: `bmm` wants the very same batch size on both sides.
 
 ```pycon
@@ -167,16 +170,19 @@ True
 The price is memory: the product tensor holds $k$ times more numbers than the result.
 [`matmul_broadcast`][torchenstein.tensors.matmul.matmul_broadcast] also sums `float16` and `bfloat16`
 products in `float32` and rounds once at the end, as PyTorch's CPU kernels do, instead of rounding every
-partial sum. On CUDA that is not promised: `torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction`
-and `allow_bf16_reduced_precision_reduction` are `True` by default, which lets cuBLAS round some partial
-sums to the 16-bit type, so a GPU product may differ from ours (and from the CPU's) by more than one
-rounding. Set them to `False` when you need the wide sum there too.
+partial sum.
 
-```pycon
->>> torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction  # the default, even on a CPU build
-True
+??? note "Deep dive: half-precision sums on a GPU"
+    On CUDA the wide sum is not promised: `torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction`
+    and `allow_bf16_reduced_precision_reduction` are `True` by default, which lets cuBLAS round some
+    partial sums to the 16-bit type, so a GPU product may differ from ours (and from the CPU's) by more
+    than one rounding. Set them to `False` when you need the wide sum there too.
 
-```
+    ```pycon
+    >>> torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction  # the default, even on a CPU build
+    True
+
+    ```
 
 **Three: every rank rule.** [`matmul`][torchenstein.tensors.matmul.matmul] adds the 1-D rules: append or
 prepend the 1, multiply and sum as above, then remove the 1 again. Here it meets `torch.matmul` on every
@@ -222,13 +228,15 @@ ValueError: the batch dimensions of input (2,) and other (3,) do not broadcast, 
 Each of the $mn$ entries takes $k$ multiplications and $k - 1$ additions, so by the usual convention
 (one multiply-add counts as two floating-point operations) a product costs $2mnk$ FLOPs, times the
 number of matrices in the broadcast batch. [`matmul_flops`][torchenstein.tensors.matmul.matmul_flops]
-applies the same rank rules as `matmul`:
+applies the same rank rules as `matmul`. The second line below is the size of one layer of GPT-2, a
+well-known language model, applied to a batch of 8 sequences of 1024 tokens: each token's vector of 768
+numbers is multiplied by a `(768, 3072)` weight matrix.
 
 ```pycon
 >>> from torchenstein.tensors.matmul import matmul_flops
 >>> matmul_flops((2, 3), (3, 4)), matmul_flops((5,), (5,)), matmul_flops((7, 1, 2, 3), (6, 3, 4))
 (48, 10, 2016)
->>> flops = matmul_flops((8, 1024, 768), (768, 3072))  # GPT-2's MLP input layer, batch 8 x 1024 tokens
+>>> flops = matmul_flops((8, 1024, 768), (768, 3072))  # 8 x 1024 token vectors of 768 numbers, to 3072
 >>> flops, f"{flops / 1e9:.1f} GFLOP"
 (38654705664, '38.7 GFLOP')
 >>> [round(matmul_flops((n, n), (n, n)) / (3 * n * n), 1) for n in (16, 256, 4096)]  # FLOPs per number touched
@@ -243,37 +251,42 @@ times can keep the arithmetic units busy.
 
 ## A race: loops, broadcasting and BLAS
 
-[`compare_matmuls`][torchenstein.tensors.matmul.compare_matmuls] times the three contenders on the same
-pair of random `(n, n)` matrices with [`time_it`][torchenstein.lab.time_it], after checking that they
-agree. It allows PyTorch one CPU thread, so that the race measures the algorithms and not how busy
-your other cores happen to be. It returns seconds per product, which belong to your machine, so this
-page checks only what every machine must give:
-
-```pycon
->>> from torchenstein.tensors.matmul import compare_matmuls
->>> timings = compare_matmuls(n=16, repeat=3)
->>> {name: "measured" if seconds > 0 else "broken" for name, seconds in timings.items()}
-{'loops': 'measured', 'broadcast': 'measured', 'torch.matmul': 'measured'}
-
-```
-
-Run it yourself and print your own table, throughput included:
-
-```python
-for name, seconds in compare_matmuls(n=64).items():
-    gflops = matmul_flops((64, 64), (64, 64)) / seconds / 1e9
-    print(f"{name:13} {seconds * 1e6:10.1f} us {gflops:8.3f} GFLOP/s")
-```
+How do our two from-scratch matmuls compare with PyTorch's? The figure times all three on the same
+square matrices, on one CPU thread, and is re-measured every time this site is built:
 
 ![Measured time and throughput against matrix size for the three matmuls: Python loops, broadcast-multiply-sum and torch.matmul](plot_matmul_timings.svg)
 
-The picture is redrawn, and re-measured, every time this site is built. The loops pay the Python
-interpreter for every single multiply-add. Broadcasting moves the loops into C++, but writes all
-$mkn$ products to memory before summing them. `torch.matmul` hands the work to a BLAS library that
-cuts the matrices into tiles that fit the CPU's caches and multiplies them with vector instructions
-(and, given more than the one thread this race allows, spreads the tiles over the cores); on a GPU,
-cuBLAS does the same across thousands of threads. Tiny matrices hide most of this behind fixed call
-overheads; the gap widens as $n$ grows.
+The loops pay the Python interpreter for every single multiply-add. Broadcasting moves the loops into
+C++, but writes all $mkn$ products to memory before summing them. `torch.matmul` hands the work to a
+BLAS library (Basic Linear Algebra Subprograms, the tuned maths library underneath PyTorch).
+
+??? note "Deep dive: what BLAS does, and the race in your own hands"
+    A BLAS library cuts the matrices into tiles that fit the CPU's caches and multiplies them with vector
+    instructions (and, given more than the one thread this race allows, spreads the tiles over the
+    cores); on a GPU, cuBLAS does the same across thousands of threads. Tiny matrices hide most of this
+    behind fixed call overheads; the gap widens as $n$ grows.
+
+    [`compare_matmuls`][torchenstein.tensors.matmul.compare_matmuls] times the three contenders on the
+    same pair of random `(n, n)` matrices with [`time_it`][torchenstein.lab.time_it], after checking that
+    they agree. It allows PyTorch one CPU thread, so that the race measures the algorithms and not how
+    busy your other cores happen to be. It returns seconds per product, which belong to your machine, so
+    this page checks only what every machine must give:
+
+    ```pycon
+    >>> from torchenstein.tensors.matmul import compare_matmuls
+    >>> timings = compare_matmuls(n=16, repeat=3)
+    >>> {name: "measured" if seconds > 0 else "broken" for name, seconds in timings.items()}
+    {'loops': 'measured', 'broadcast': 'measured', 'torch.matmul': 'measured'}
+
+    ```
+
+    Run it yourself and print your own table, throughput included:
+
+    ```python
+    for name, seconds in compare_matmuls(n=64).items():
+        gflops = matmul_flops((64, 64), (64, 64)) / seconds / 1e9
+        print(f"{name:13} {seconds * 1e6:10.1f} us {gflops:8.3f} GFLOP/s")
+    ```
 
 ## Integers, floats and booleans
 
@@ -297,6 +310,13 @@ tensor([[2., 3.],
 Traceback (most recent call last):
 ...
 RuntimeError: expected m1 and m2 to have the same dtype, but got: long int != float
+>>> matmul(counts, torch.ones(2, 2))  # ours says why
+Traceback (most recent call last):
+...
+TypeError: input and other must have the same dtype (matmul never promotes), got torch.int64 and torch.float32
+>>> counts.float() @ torch.ones(2, 2)  # cast one side to the other's dtype
+tensor([[3., 3.],
+        [7., 7.]])
 >>> edges = torch.tensor([[False, True, False], [False, False, True], [False, False, False]])
 >>> try:
 ...     edges @ edges
@@ -346,58 +366,24 @@ tensor([[False, False,  True],
 
     ```
 
-!!! hammer "Dr. Hammer's trap: asking `bmm` to broadcast"
-    One weight matrix for a whole batch is exactly what `bmm` refuses. Use `matmul`, or `expand` the
-    weight (a view, no copy) when a kernel insists on 3-D.
-
-    ```pycon
-    >>> x, W = torch.randn(4, 3, 5), torch.randn(5, 2)
-    >>> torch.bmm(x, W)
-    Traceback (most recent call last):
-    ...
-    RuntimeError: batch2 must be a 3D tensor
-    >>> torch.bmm(x, W.expand(4, 5, 2)).shape, (x @ W).shape
-    (torch.Size([4, 3, 2]), torch.Size([4, 3, 2]))
-
-    ```
-
-!!! hammer "Dr. Hammer's trap: one-hot rows in `int64`"
-    One-hot rows built from token ids come out as `int64`; the embedding table is `float32`. Unlike
-    `+`, matmul will not promote. Cast one side to the other's dtype.
-
-    ```pycon
-    >>> tokens, table = torch.tensor([[0, 1, 0]]), torch.randn(3, 4)
-    >>> tokens @ table
-    Traceback (most recent call last):
-    ...
-    RuntimeError: expected m1 and m2 to have the same dtype, but got: long int != float
-    >>> matmul(tokens, table)
-    Traceback (most recent call last):
-    ...
-    TypeError: input and other must have the same dtype (matmul never promotes), got torch.int64 and torch.float32
-    >>> torch.allclose(tokens.to(table.dtype) @ table, table[1:2])
-    True
-
-    ```
-
 !!! hammer "Dr. Hammer's trap: one vector per batch element"
-    `(B, T, C) @ (C, D)` broadcasts one matrix over the batch. But one *query vector per batch
+    `(B, T, C) @ (C, D)` broadcasts one matrix over the batch. But one *vector per batch
     element*, shape `(B, C)`, is read by `@` as one `(B, C)` matrix shared by the whole batch: an error
     when `B != C`, and worse, when `B == C`, no error and a `(B, T, B)` tensor of nonsense. Turn each
     vector into a `(C, 1)` column of its own.
 
     ```pycon
-    >>> h, query = torch.randn(8, 10, 16), torch.randn(8, 16)  # (B, T, C) and (B, C)
+    >>> h, v = torch.randn(8, 10, 16), torch.randn(8, 16)  # (B, T, C) and (B, C)
     >>> (h @ torch.randn(16, 32)).shape
     torch.Size([8, 10, 32])
-    >>> matmul(h, query)
+    >>> matmul(h, v)
     Traceback (most recent call last):
     ...
     ValueError: input's last dimension (16) must equal other's second-to-last dimension (8), got shapes (8, 10, 16) and (8, 16)
-    >>> (h @ query[:, :, None]).squeeze(-1).shape  # (B, T, C) @ (B, C, 1) -> (B, T, 1) -> (B, T)
+    >>> (h @ v[:, :, None]).squeeze(-1).shape  # (B, T, C) @ (B, C, 1) -> (B, T, 1) -> (B, T)
     torch.Size([8, 10])
-    >>> h4, query4 = torch.randn(4, 10, 4), torch.randn(4, 4)  # B == C: no error at all
-    >>> (h4 @ query4).shape, (h4 @ query4[:, :, None]).squeeze(-1).shape  # nonsense, then the real thing
+    >>> h4, v4 = torch.randn(4, 10, 4), torch.randn(4, 4)  # B == C: no error at all
+    >>> (h4 @ v4).shape, (h4 @ v4[:, :, None]).squeeze(-1).shape  # nonsense, then the real thing
     (torch.Size([4, 10, 4]), torch.Size([4, 10]))
 
     ```
@@ -412,7 +398,9 @@ tensor([[False, False,  True],
    `(..., N, D)` and `y` of shape `(..., M, D)`: the `(..., N, M)` tensor of squared Euclidean
    distances $\lVert x_i - y_j \rVert^2$, computed as
    $\lVert x_i \rVert^2 - 2\, x_i \cdot y_j + \lVert y_j \rVert^2$ with one matmul for the middle term,
-   in the dtype of the inputs and never negative (rounding can make it dip below zero).
+   in the dtype of the inputs and never negative (rounding can make it dip below zero). This is the trick
+   behind `torch.cdist`, which the broadcasting lesson's trap "the accidental outer product" called for:
+   nothing of size `N * M * D` is ever built.
 
 Check yours with `check_batched_quadratic_form(my_function)` and
 `check_squared_distances_by_matmul(my_function)`, or put them in a file and run

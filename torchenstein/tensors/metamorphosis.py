@@ -4,8 +4,8 @@ r"""
 !!! torchenstein "The Professor speaks"
     A tensor's shape is a costume, my apprentice; underneath lies one long strip of numbers that never
     moves. Today we learn to change the costume without touching the flesh: view, transpose, expand and
-    permute merely re-read the same memory. Master this and you will split attention heads in your sleep,
-    while Dr. Hammer's heads quietly swap their tokens for someone else's channels.
+    permute merely re-read the same memory. Master this and you will carve a batch of sentences into the
+    pieces the great architectures demand, while Dr. Hammer's pieces quietly read someone else's numbers.
 
 **You will learn to**
 
@@ -15,9 +15,10 @@ r"""
 - add and remove dimensions of size one with `unsqueeze` and `squeeze`, and `flatten` / `unflatten` them;
 - reorder axes with `permute`, `transpose`, `.T` and `.mT`;
 - stretch a tensor for free with `expand`, and know why `repeat` is not free;
-- build `view`, `transpose`, `permute` and `expand` from scratch on `torch.as_strided`, and prove them
-  equal to PyTorch's;
-- split a `(B, T, C)` tensor into attention heads and merge them back without scrambling anything.
+- build `transpose`, `permute` and `expand` from scratch, and prove them equal to PyTorch's (and, in a
+  deep dive, `view` and `reshape` on `torch.as_strided`, following PyTorch's own rule);
+- split a batch of token vectors, shape `(B, T, C)`, into heads and merge them back without scrambling
+  anything.
 
 ## A tensor is a header over a strip of memory
 
@@ -66,7 +67,7 @@ $\text{stride}_k = \prod_{j > k} \text{size}_j$. Our
 ((12, 4, 1), (12, 4, 1))
 >>> is_contiguous_layout(column.shape, column.stride())
 False
->>> odd = torch.empty(3).as_strided((3, 1), (1, 99))  # size 1, silly stride
+>>> odd = torch.empty(1, 3).t()  # shape (3, 1), strides (1, 3): the stride of the size-1 dim is never used
 >>> {"ours": is_contiguous_layout(odd.shape, odd.stride()), "PyTorch": odd.is_contiguous()}
 {'ours': True, 'PyTorch': True}
 
@@ -120,27 +121,45 @@ tensor([ 0,  4,  8,  1,  5,  9,  2,  6, 10,  3,  7, 11])
 ```
 
 `reshape` is `view` when `view` is possible and `contiguous()` followed by `view` otherwise, so it
-**copies only when it must**. The rule for "possible" is PyTorch's `computeStride`, which
-[`view_strides`][torchenstein.tensors.metamorphosis.view_strides] rewrites: cut the old dimensions into
-runs that are contiguous with each other, and accept the new shape only if it re-cuts each run on its own.
-On top of it sit our [`view`][torchenstein.tensors.metamorphosis.view] and
-[`reshape`][torchenstein.tensors.metamorphosis.reshape], built with `torch.as_strided` over the same storage:
+**copies only when it must**, and does not tell you which it did:
 
 ```pycon
->>> from torchenstein.tensors.metamorphosis import reshape, view, view_strides
->>> view_strides(t.shape, t.stride(), (2, 2, 3))
-(2, 1, 4)
->>> view_strides(t.shape, t.stride(), (12,)) is None
-True
->>> {"equal": torch.equal(view(t, (2, 2, 3)), t.view(2, 2, 3)), "stride": view(t, (2, 2, 3)).stride()}
-{'equal': True, 'stride': (2, 1, 4)}
->>> copied = reshape(t, (12,))
->>> {"equal": torch.equal(copied, t.reshape(12)), "shares x's storage": same_storage(copied, x)}
-{'equal': True, "shares x's storage": False}
->>> same_storage(reshape(x, (12,)), x)  # x itself is contiguous: a view is enough
-True
+>>> {"x.reshape shares x's storage": same_storage(x.reshape(12), x),
+...  "t.reshape shares x's storage": same_storage(t.reshape(12), x)}
+{"x.reshape shares x's storage": True, "t.reshape shares x's storage": False}
 
 ```
+
+??? note "Deep dive: `as_strided`, and `view` rebuilt from PyTorch's `computeStride`"
+    `torch.as_strided(input, size, stride, storage_offset)` is the raw tool under every view: it makes a
+    new header, with exactly the size, strides and offset you give it, over `input`'s storage. Nothing is
+    checked, so a wrong stride reads the wrong numbers (or memory past the end); the lesson's from-scratch
+    `view`, `transpose`, `permute`, `expand` and the sliding-windows challenge all use it.
+
+    The rule for "`view` is possible" is PyTorch's `computeStride`, which
+    [`view_strides`][torchenstein.tensors.metamorphosis.view_strides] rewrites: cut the old dimensions into
+    runs that are contiguous with each other, and accept the new shape only if it re-cuts each run on its
+    own. On top of it sit our [`view`][torchenstein.tensors.metamorphosis.view] and
+    [`reshape`][torchenstein.tensors.metamorphosis.reshape]:
+
+    ```pycon
+    >>> from torchenstein.tensors.metamorphosis import reshape, view, view_strides
+    >>> torch.as_strided(x, (2, 2), (4, 1), 5)  # rows of 2 starting at storage position 5, 4 apart
+    tensor([[ 5,  6],
+            [ 9, 10]])
+    >>> view_strides(t.shape, t.stride(), (2, 2, 3))
+    (2, 1, 4)
+    >>> view_strides(t.shape, t.stride(), (12,)) is None
+    True
+    >>> {"equal": torch.equal(view(t, (2, 2, 3)), t.view(2, 2, 3)), "stride": view(t, (2, 2, 3)).stride()}
+    {'equal': True, 'stride': (2, 1, 4)}
+    >>> copied = reshape(t, (12,))
+    >>> {"equal": torch.equal(copied, t.reshape(12)), "shares x's storage": same_storage(copied, x)}
+    {'equal': True, "shares x's storage": False}
+    >>> same_storage(reshape(x, (12,)), x)  # x itself is contiguous: a view is enough
+    True
+
+    ```
 
 ## Squeeze, unsqueeze, flatten and unflatten
 
@@ -171,7 +190,8 @@ two dimensions of a batch of matrices. `.T` is for 2-D tensors only: on any othe
 nothing at all; on more than two dimensions it reverses all of them). To flip a vector into a column,
 `v[:, None]` or `v.unsqueeze(1)`; for a batch, `.mT`. Our
 [`transpose`][torchenstein.tensors.metamorphosis.transpose] and
-[`permute`][torchenstein.tensors.metamorphosis.permute] reorder the header by hand:
+[`permute`][torchenstein.tensors.metamorphosis.permute] reorder the sizes and strides of the header by
+hand and hand them to `as_strided` (see the deep dive above):
 
 ```pycon
 >>> from torchenstein.tensors.metamorphosis import permute, transpose
@@ -205,11 +225,15 @@ storage. Our [`expand`][torchenstein.tensors.metamorphosis.expand] sets the zero
 
 ```
 
-## The motivating monster: splitting attention heads
+## The motivating monster: splitting heads
 
-Multi-head attention cuts the `C` channels of every token into `h` groups of `d = C / h`, and runs one
-attention per group. From `(B, T, C)` we want `(B, h, T, d)`: first `view` the channel axis as `(h, d)`,
-then `transpose` the heads in front of the tokens. Both steps are views, so nothing is copied:
+A language model reads text as a sequence of **tokens** (words or pieces of words) and carries each token
+as a vector of `C` numbers, its **channels**. A *batch* of `B` sequences of `T` tokens each is then one
+tensor of shape `(B, T, C)`; these three letters mean the same throughout the course. *Attention*, the
+mechanism of Part 4, lets every token gather information from the others, and *multi-head* attention
+runs `h` of them side by side, each on its own **head**: a group of `d = C / h` of every token's
+channels. So from `(B, T, C)` we want `(B, h, T, d)`: first `view` the channel axis as `(h, d)`, then
+`transpose` the heads in front of the tokens. Both steps are views, so nothing is copied:
 
 ```pycon
 >>> B, T, C, h = 2, 5, 12, 3
@@ -229,7 +253,8 @@ transpose undoes the first and `reshape` is a free view. But attention hands bac
 `(B, h, T, d)` tensor; transposed, it no longer reads memory row by row, so `view` would fail and
 `reshape` copies. [`split_heads`][torchenstein.tensors.metamorphosis.split_heads] and
 [`merge_heads`][torchenstein.tensors.metamorphosis.merge_heads] wrap the two roads, refuse a channel count
-that does not divide, and let gradients flow back:
+that does not divide, and, being views, let gradients (see the
+[primer](../creation/index.md#a-one-minute-primer-on-gradients)) flow back untouched:
 
 ```pycon
 >>> from torchenstein.tensors.metamorphosis import merge_heads, split_heads
@@ -340,8 +365,8 @@ ValueError: num_heads must divide the channel count C=12, got num_heads=5
     It removes *every* dimension of size one, so a batch of one loses its batch axis. Name the dimension.
 
     ```pycon
-    >>> logits = torch.zeros(1, 7, 1)
-    >>> logits.squeeze().shape, logits.squeeze(-1).shape
+    >>> batch = torch.zeros(1, 7, 1)  # one sample of seven numbers, each in a size-1 dimension
+    >>> batch.squeeze().shape, batch.squeeze(-1).shape
     (torch.Size([7]), torch.Size([1, 7]))
 
     ```
@@ -351,11 +376,11 @@ ValueError: num_heads must divide the channel count C=12, got num_heads=5
 1. **Merge the heads.** You have watched `merge_heads` at work; now write it without peeking:
    `merge_heads(x)` takes `(B, h, T, d)` (as [`split_heads`][torchenstein.tensors.metamorphosis.split_heads]
    returns it, or as a fresh contiguous tensor) and returns the `(B, T, h * d)` tensor the heads came
-   from. Beware Dr. Hammer's Trap 4, in reverse.
+   from. Beware Dr. Hammer's trap "splitting heads with `reshape` alone", in reverse.
 2. **Sliding windows.** Write `sliding_windows(input, dimension, size, step)`: like `Tensor.unfold`, return
    every window of `size` consecutive elements along `dimension`, starting `step` apart, in a new last
-   dimension. It must be a **view** (build it with `torch.as_strided`: which stride does the window
-   dimension get, and which the window-count dimension?).
+   dimension. It must be a **view** (build it with `torch.as_strided`, from the deep dive: which stride
+   does the window dimension get, and which the window-count dimension?).
 
 Check yours with `check_merge_heads(my_function)` and `check_sliding_windows(my_function)`, or put them in a
 file and run `python -m torchenstein.challenges my_attempts.py`. The Professor's answers pass:
@@ -802,6 +827,14 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(B, T, h * d)  # (B, T, C)
 
 
+def _attempt(candidate, where: str, *args, **kwargs):
+    # Run a learner's attempt; a crash is a failed case that says which inputs caused it.
+    try:
+        return candidate(*args, **kwargs)
+    except Exception as err:  # any failure of the attempt is reported, not crashed on
+        raise AssertionError(f"{where}: the attempt raised {type(err).__name__}: {err}") from err
+
+
 def check_merge_heads(candidate: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Check an attempt at ``merge_heads``; raise ``AssertionError`` with a hint if it is wrong.
 
@@ -814,8 +847,8 @@ def check_merge_heads(candidate: Callable[[torch.Tensor], torch.Tensor]) -> None
         # Both the non-contiguous output of split_heads and a contiguous tensor of the same heads.
         for heads in (split_heads(x, h), split_heads(x, h).contiguous()):
             before = heads.clone()
-            got = candidate(heads)
             where = f"heads of shape {(B, h, T, d)}"
+            got = _attempt(candidate, where, heads)
             assert isinstance(got, torch.Tensor), f"expected a tensor, got {type(got).__name__}"
             assert got.shape == (B, T, h * d), f"{where}: expected shape {(B, T, h * d)}, got {tuple(got.shape)}"
             assert torch.equal(got, x), (
@@ -875,9 +908,9 @@ def check_sliding_windows(candidate: Callable[[torch.Tensor, int, int, int], tor
     ]
     for input, dimension, size, step in cases:
         before = input.clone()
-        got = candidate(input, dimension, size, step)
-        expected = input.unfold(dimension, size, step)
         where = f"input of shape {tuple(input.shape)}, dimension={dimension}, size={size}, step={step}"
+        got = _attempt(candidate, where, input, dimension, size, step)
+        expected = input.unfold(dimension, size, step)
         assert isinstance(got, torch.Tensor), f"expected a tensor, got {type(got).__name__}"
         assert got.shape == expected.shape, f"{where}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
         assert torch.equal(got, expected), f"{where}: wrong values, expected {expected.tolist()}"

@@ -193,6 +193,8 @@ For a matrix and `dim=1`: $\text{out}[i][\,\text{index}[i][j]\,] = \text{src}[i]
 aim at the same spot, plain `scatter` does not say who wins; `scatter_add` sums them and
 `scatter_reduce` combines them with `"sum"`, `"prod"`, `"mean"`, `"amax"` or `"amin"`.
 
+`torch.long` below is PyTorch's other name for `torch.int64` (and `.long()` converts to it).
+
 ```pycon
 >>> from torchenstein.tensors.surgery import scatter
 >>> base = torch.zeros(2, 4, dtype=torch.long)
@@ -287,8 +289,9 @@ ValueError: index must hold values in [0, 3) along dim 1, got values in [0, 3]
     ```
 
 !!! hammer "Dr. Hammer's trap: `stack` when he meant `cat`"
-    Batches of shape `(B, D)` stacked give `(2, B, D)`, not `(2B, D)`; the next layer then "works" on the
-    wrong axis.
+    A *batch* is a stack of samples processed together; with `B` samples of `D` numbers each it has shape
+    `(B, D)`. Two batches stacked give `(2, B, D)`, not one batch of `(2B, D)`; the next layer then
+    "works" on the wrong axis.
 
     ```pycon
     >>> batch = torch.zeros(8, 5)
@@ -326,9 +329,11 @@ ValueError: index must hold values in [0, 3) along dim 1, got values in [0, 3]
 
 ## Challenges
 
-1. **Pick the logit of the true class.** Write `pick_target_logits(logits, targets)`: `logits` has
-   shape `(N, C)`, `targets` holds `N` class numbers, and the result of shape `(N,)` holds
-   `logits[i, targets[i]]` for each row (the heart of cross-entropy; use `gather`).
+1. **Pick the logit of the true class.** A classifier scores each of `C` classes for each of `N` samples;
+   its raw, unnormalised scores are called **logits** (the larger, the more likely). Write
+   `pick_target_logits(logits, targets)`: `logits` has shape `(N, C)`, `targets` holds `N` class
+   numbers, and the result of shape `(N,)` holds `logits[i, targets[i]]` for each row (the heart of the
+   cross-entropy loss of Part 2; use `gather`).
 2. **One-hot by scatter.** Write `one_hot_by_scatter(labels, num_classes)`: for integer `labels` of any
    shape, return an `int64` tensor of shape `(*labels.shape, num_classes)` with a 1 at each label's
    class and 0 elsewhere, using `scatter`.
@@ -781,6 +786,16 @@ def plot_gather(*, rows: int = 3, cols: int = 4, dim: int = 1, seed: int = 4) ->
     return fig
 
 
+def _attempt(candidate: Callable, where: str, *args: object) -> torch.Tensor:
+    # Run a learner's attempt; a crash or a non-tensor is a failed case that names its inputs.
+    try:
+        got = candidate(*args)
+    except Exception as err:  # any failure of the attempt is reported, not crashed on
+        raise AssertionError(f"{where}: the attempt raised {type(err).__name__}: {err}") from err
+    assert isinstance(got, torch.Tensor), f"{where}: expected a tensor, got {type(got).__name__}"
+    return got
+
+
 def pick_target_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Challenge solution: ``logits[i, targets[i]]`` for every row ``i``, with `torch.gather`.
 
@@ -815,9 +830,8 @@ def check_pick_target_logits(candidate: Callable[[torch.Tensor, torch.Tensor], t
         logits = torch.randn(n, c, generator=generator)
         targets = torch.randint(0, c, (n,), generator=generator)
         before = logits.clone()
-        got = candidate(logits, targets)
+        got = _attempt(candidate, f"logits of shape {(n, c)}", logits, targets)
         expected = torch.tensor([logits[i, targets[i]].item() for i in range(n)])
-        assert isinstance(got, torch.Tensor), f"expected a tensor, got {type(got).__name__}"
         assert got.shape == (n,), f"for logits of shape {(n, c)} expected shape ({n},), got {tuple(got.shape)}"
         assert torch.equal(got, expected), f"for logits of shape {(n, c)} and targets {targets.tolist()}: wrong values"
         assert torch.equal(logits, before), "the attempt changed logits in place"
@@ -858,9 +872,8 @@ def check_one_hot_by_scatter(candidate: Callable[[torch.Tensor, int], torch.Tens
     cases = [([0, 2, 1], 3), ([0, 0], 4), ([[1, 4, 0], [3, 3, 2]], 5), ([0], 1), ([], 3)]
     for values, num_classes in cases:
         labels = torch.tensor(values, dtype=torch.long)
-        got = candidate(labels, num_classes)
         where = f"labels {values}, num_classes={num_classes}"
-        assert isinstance(got, torch.Tensor), f"{where}: expected a tensor, got {type(got).__name__}"
+        got = _attempt(candidate, where, labels, num_classes)
         shape = (*labels.shape, num_classes)
         assert got.shape == shape, f"{where}: expected shape {shape}, got {tuple(got.shape)}"
         assert got.dtype == torch.int64, f"{where}: expected dtype torch.int64, got {got.dtype}"

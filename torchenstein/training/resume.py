@@ -527,9 +527,9 @@ from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from torchenstein.lab import PALETTE, new_figure, progress, seed_everything
-from torchenstein.training.checkpoints import atomic_save, capture_rng_state, restore_rng_state
 from torchenstein.nn.losses import cross_entropy
 from torchenstein.training.adam import AdamW
+from torchenstein.training.checkpoints import atomic_save, capture_rng_state, restore_rng_state
 from torchenstein.training.data import draw_seed
 from torchenstein.training.loop import make_spiral, spiral_classifier
 from torchenstein.training.mixed_precision import LossScaler

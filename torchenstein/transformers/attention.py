@@ -14,7 +14,9 @@ r"""
 - hide the future with a causal mask and padding with a padding mask, in PyTorch's polarity;
 - survive rows where every key is hidden, without a single `NaN`;
 - write `scaled_dot_product_attention` from scratch and prove it equal to PyTorch's, gradients included;
-- read an attention map.
+- read an attention map;
+- write attention, and a whole multi-head attention, as einsums, and prove them equal to
+  `torch.nn.MultiheadAttention`.
 
 ## Queries, keys and values
 
@@ -116,8 +118,8 @@ $$
 exactly the arguments of `torch.nn.functional.scaled_dot_product_attention` (`attn_mask`, `dropout_p`,
 `is_causal`, `scale`) with the same meaning, so one can replace the other in a single line.
 [`attention_with_weights`][torchenstein.transformers.attention.attention_with_weights] also returns the
-weights, for plotting and for peeking. PyTorch's version also knows `enable_gqa` in recent releases; grouped
-queries belong to the multi-head lesson.
+weights, for plotting and for peeking. PyTorch's version also knows `enable_gqa` in recent releases, for
+grouped queries: the third challenge below computes their scores, and the multi-head lesson the rest.
 
 ```pycon
 >>> from torchenstein.transformers.attention import attention_with_weights
@@ -262,76 +264,167 @@ looking for at key $j$; a row that is evenly pale found nothing in particular an
 how the diagonal of a lonely word fades down the page: a later query has more keys, and each non-match
 takes its small share of the unit of attention.
 
+## Attention as einsum
+
+[Advanced einsum](../../tensors/einsum_advanced/index.md) names every axis with a letter, and attention
+reads well that way. With batch $b$, heads $h$, queries $q$, keys $k$ and width $d$ it is two
+contractions. The scores compare every query with every key along $d$: "bhqd,bhkd->bhqk". The output
+mixes the values with the weights along $k$: "bhqk,bhkd->bhqd". No `transpose(-2, -1)` to remember,
+because the letters say which axis meets which.
+[`einsum_attention`][torchenstein.transformers.attention.einsum_attention] puts the two around a
+softmax, and agrees with ours and with PyTorch's:
+
+```pycon
+>>> from torchenstein.transformers.attention import einsum_attention
+>>> _ = torch.manual_seed(0)
+>>> q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 4)
+>>> scores = torch.einsum("bhqd,bhkd->bhqk", q, k)
+>>> scores.shape
+torch.Size([2, 3, 5, 7])
+>>> torch.allclose(scores, q @ k.transpose(-2, -1), atol=1e-6)
+True
+>>> out = einsum_attention(q, k, v, is_causal=True)
+>>> out.shape
+torch.Size([2, 3, 5, 4])
+>>> torch.testing.assert_close(out, scaled_dot_product_attention(q, k, v, is_causal=True))
+>>> torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+
+```
+
+## Multi-head attention, in einsums
+
+So far the queries, keys and values were given. In a real model each is a *projection* of the tokens,
+`x @ W.T + b` with a learned weight of its own (the Q, K and V projections), and the model runs several
+attentions side by side, one per *head* of `d = C / h` channels, before an output projection mixes the
+heads back into `C` channels. [Tensor metamorphosis](../../tensors/metamorphosis/index.md#the-motivating-monster-splitting-heads)
+split and merged the heads with views, and
+[Advanced einsum](../../tensors/einsum_advanced/index.md#projections-with-the-head-split-folded-in)
+folded each split into its projection. `torch.nn.MultiheadAttention` stores the three input
+projections stacked as one `in_proj_weight` of shape `(3C, C)`, queries first, then keys, then values.
+
+A forward pass of multi-head attention is then one einsum per projection, two for attention and a
+softmax. [`einsum_multi_head_attention`][torchenstein.transformers.attention.einsum_multi_head_attention]
+takes its weights under `torch.nn.MultiheadAttention`'s names, so a module's parameters drop straight in;
+[`matmul_multi_head_attention`][torchenstein.transformers.attention.matmul_multi_head_attention] is the
+matmul way (projection, split, attention, merge, projection). All three agree.
+(`nn.MultiheadAttention`'s boolean `attn_mask` means *hide* where `True`, the opposite of
+`scaled_dot_product_attention`'s: hence the `~`.) The multi-head lesson builds the module itself.
+
+```pycon
+>>> from torchenstein.transformers.attention import einsum_multi_head_attention, matmul_multi_head_attention
+>>> B, T, C, h = 2, 5, 12, 3
+>>> x = torch.randn(B, T, C)
+>>> mha = torch.nn.MultiheadAttention(C, h, batch_first=True)
+>>> weights = (mha.in_proj_weight, mha.in_proj_bias, mha.out_proj.weight, mha.out_proj.bias)
+>>> with torch.no_grad():
+...     theirs, _ = mha(x, x, x, attn_mask=~causal_mask(T), need_weights=False)
+...     ours = einsum_multi_head_attention(x, x, x, h, *weights, is_causal=True)
+...     matmul = matmul_multi_head_attention(x, x, x, h, *weights, is_causal=True)
+>>> ours.shape
+torch.Size([2, 5, 12])
+>>> torch.testing.assert_close(ours, theirs)
+>>> torch.testing.assert_close(ours, matmul)
+
+```
+
 ## Dr. Hammer's traps
 
-**Softmax over the wrong dimension.** With a batch dimension in front, `dim=1` is the *query* axis:
-columns then sum to one and every query mixes values in nonsense proportions.
+!!! hammer "Dr. Hammer's trap: softmax over the wrong dimension"
+    With a batch dimension in front, `dim=1` is the *query* axis: columns then sum to one and every
+    query mixes values in nonsense proportions.
 
-```pycon
->>> _ = torch.manual_seed(0)
->>> q, k, v = torch.randn(3, 2, 4, 8).unbind(0)      # (B, T, d)
->>> scores = q @ k.transpose(-2, -1) / 8**0.5
->>> torch.allclose(torch.softmax(scores, dim=1).sum(-1), torch.ones(2, 4))   # Hammer
-False
->>> torch.allclose(torch.softmax(scores, dim=-1) @ v, F.scaled_dot_product_attention(q, k, v), atol=1e-6)
-True
+    ```pycon
+    >>> _ = torch.manual_seed(0)
+    >>> q, k, v = torch.randn(3, 2, 4, 8).unbind(0)      # (B, T, d)
+    >>> scores = q @ k.transpose(-2, -1) / 8**0.5
+    >>> torch.allclose(torch.softmax(scores, dim=1).sum(-1), torch.ones(2, 4))   # Hammer
+    False
+    >>> torch.allclose(torch.softmax(scores, dim=-1) @ v, F.scaled_dot_product_attention(q, k, v), atol=1e-6)
+    True
 
-```
+    ```
 
-**Mask polarity reversed.** For `scaled_dot_product_attention`, `True` means *attend*. Hammer remembers
-`torch.nn.MultiheadAttention`, whose boolean masks mean the opposite (`True` = *ignore*), and builds
-"the future to hide". His model then sees only the future, and its last row sees nothing at all.
+!!! hammer "Dr. Hammer's trap: the scores with their letters swapped"
+    Writing attention as einsum, Dr. Hammer types "bhqd,bhkd->bhkq": a perfectly legal einsum, the
+    transpose of the scores. With as many keys as queries the shape is identical, nothing complains, and
+    the softmax over the last axis now normalises over *queries*. Test with as many keys as queries and
+    the bug hides; give the test $L \ne S$ and it shows at once.
 
-```pycon
->>> hide_future = torch.ones(4, 4, dtype=torch.bool).triu(1)
->>> hammer = F.scaled_dot_product_attention(q, k, v, attn_mask=hide_future)
->>> torch.allclose(hammer, F.scaled_dot_product_attention(q, k, v, is_causal=True))
-False
->>> torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v, attn_mask=~hide_future),
-...                            F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    ```pycon
+    >>> qh, kh, vh = torch.randn(3, 1, 2, 4, 8).unbind(0)    # each (B, h, T, d)
+    >>> right = torch.einsum("bhqd,bhkd->bhqk", qh, kh)
+    >>> hammer = torch.einsum("bhqd,bhkd->bhkq", qh, kh)
+    >>> {"same shape": hammer.shape == right.shape, "transposed": torch.equal(hammer, right.transpose(-2, -1))}
+    {'same shape': True, 'transposed': True}
+    >>> out = torch.einsum("bhqk,bhkd->bhqd", torch.softmax(hammer / 8**0.5, dim=-1), vh)
+    >>> torch.allclose(out, F.scaled_dot_product_attention(qh, kh, vh), atol=1e-5)
+    False
+    >>> out = torch.einsum("bhqk,bhkd->bhqd", torch.softmax(right / 8**0.5, dim=-1), vh)
+    >>> torch.allclose(out, F.scaled_dot_product_attention(qh, kh, vh), atol=1e-5)
+    True
 
-```
+    ```
 
-**Forgetting the scale.** The unscaled softmax is sharper than it should be, and the numbers are simply wrong.
+!!! hammer "Dr. Hammer's trap: mask polarity reversed"
+    For `scaled_dot_product_attention`, `True` means *attend*. Hammer remembers
+    `torch.nn.MultiheadAttention`, whose boolean masks mean the opposite (`True` = *ignore*), and builds
+    "the future to hide". His model then sees only the future, and its last row sees nothing at all.
 
-```pycon
->>> hammer = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
->>> torch.allclose(hammer, F.scaled_dot_product_attention(q, k, v), atol=1e-4)
-False
+    ```pycon
+    >>> hide_future = torch.ones(4, 4, dtype=torch.bool).triu(1)
+    >>> hammer = F.scaled_dot_product_attention(q, k, v, attn_mask=hide_future)
+    >>> torch.allclose(hammer, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+    False
+    >>> torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v, attn_mask=~hide_future),
+    ...                            F.scaled_dot_product_attention(q, k, v, is_causal=True))
 
-```
+    ```
 
-**Fully masked rows.** Hammer's hand-written attention masks with `-inf` and calls it a day; one empty
-sequence turns his loss into `NaN`. Ours guards the row.
+!!! hammer "Dr. Hammer's trap: forgetting the scale"
+    The unscaled softmax is sharper than it should be, and the numbers are simply wrong.
 
-```pycon
->>> lengths = torch.tensor([3, 0])        # the second sequence is empty
->>> key_mask = padding_mask(lengths, 4)   # (B, 1, S)
->>> hammer = torch.softmax(scores.masked_fill(~key_mask, float("-inf")), dim=-1) @ v
->>> hammer.sum().isnan().item()
-True
->>> scaled_dot_product_attention(q, k, v, attn_mask=key_mask).sum().isnan().item()
-False
+    ```pycon
+    >>> hammer = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v
+    >>> torch.allclose(hammer, F.scaled_dot_product_attention(q, k, v), atol=1e-4)
+    False
+    >>> torch.allclose(torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, dim=-1) @ v,
+    ...                F.scaled_dot_product_attention(q, k, v), atol=1e-6)
+    True
 
-```
+    ```
 
-**A causal mask made with `triu`.** The upper triangle lets query 0 read every later token: a leak. The
-test that catches it: change the *last* value and see whether the *first* output moves.
+!!! hammer "Dr. Hammer's trap: fully masked rows"
+    Hammer's hand-written attention masks with `-inf` and calls it a day; one empty sequence turns his
+    loss into `NaN`. Ours guards the row.
 
-```pycon
->>> v_changed = v.clone()
->>> v_changed[:, -1] += 1.0
->>> def first_output_moves(mask):
-...     before = scaled_dot_product_attention(q, k, v, attn_mask=mask)[:, 0]
-...     after = scaled_dot_product_attention(q, k, v_changed, attn_mask=mask)[:, 0]
-...     return not torch.equal(before, after)
->>> first_output_moves(torch.ones(4, 4, dtype=torch.bool).triu()), first_output_moves(causal_mask(4))
-(True, False)
+    ```pycon
+    >>> lengths = torch.tensor([3, 0])        # the second sequence is empty
+    >>> key_mask = padding_mask(lengths, 4)   # (B, 1, S)
+    >>> hammer = torch.softmax(scores.masked_fill(~key_mask, float("-inf")), dim=-1) @ v
+    >>> hammer.sum().isnan().item()
+    True
+    >>> scaled_dot_product_attention(q, k, v, attn_mask=key_mask).sum().isnan().item()
+    False
 
-```
+    ```
 
-A language model trained with Hammer's mask reads the answer before predicting it: a splendid training loss
-and a paper, right until someone generates text with it.
+!!! hammer "Dr. Hammer's trap: a causal mask made with `triu`"
+    The upper triangle lets query 0 read every later token: a leak. The test that catches it: change the
+    *last* value and see whether the *first* output moves. A language model trained with Hammer's mask
+    reads the answer before predicting it: a splendid training loss and a paper, right until someone
+    generates text with it.
+
+    ```pycon
+    >>> v_changed = v.clone()
+    >>> v_changed[:, -1] += 1.0
+    >>> def first_output_moves(mask):
+    ...     before = scaled_dot_product_attention(q, k, v, attn_mask=mask)[:, 0]
+    ...     after = scaled_dot_product_attention(q, k, v_changed, attn_mask=mask)[:, 0]
+    ...     return not torch.equal(before, after)
+    >>> first_output_moves(torch.ones(4, 4, dtype=torch.bool).triu()), first_output_moves(causal_mask(4))
+    (True, False)
+
+    ```
 
 ## Challenges
 
@@ -343,14 +436,25 @@ which query $i$ attends to key $j$ exactly when $0 \le i - j <$ `window`: causal
 float $(h, L, L)$ additive mask equal to $-\text{slope}_h \cdot (i - j)$ where $j \le i$ and $-\infty$ above
 the diagonal, so distant keys are gently penalised and future ones hidden. Its dtype is that of `slopes`.
 
-Check an attempt with `check_sliding_window_mask(my_function)` (or `check_alibi_bias`), or put your
-functions in a file and run `python -m torchenstein.challenges my_attempts.py`. The Professor's answers pass:
+**3. Grouped-query attention scores.** In grouped-query attention several query heads share one key
+head, which shrinks the keys a model must keep. Write `grouped_query_attention_scores(query, key)` for a
+query of shape `(B, Hq, L, d)` and a key of shape `(B, Hkv, S, d)`, where `Hkv` divides `Hq` into groups
+of `g = Hq // Hkv`: return the unscaled scores, shape `(B, Hq, L, S)`, where query head `i` uses key head
+`i // g` (the convention of `repeat_interleave` on the keys, which PyTorch 2.5+ follows for
+`enable_gqa`). Use one einsum and no copy of the keys (a `view` of the query groups its heads). Raise
+`ValueError` when `Hkv` does not divide `Hq`.
+
+Check an attempt with `check_sliding_window_mask(my_function)` (or `check_alibi_bias`,
+`check_grouped_query_attention_scores`), or put your functions in a file and run
+`python -m torchenstein.challenges my_attempts.py`. The Professor's answers pass:
 
 ```pycon
 >>> from torchenstein.transformers.attention import (
-...     alibi_bias, check_alibi_bias, check_sliding_window_mask, sliding_window_mask)
->>> check_sliding_window_mask(sliding_window_mask), check_alibi_bias(alibi_bias)
-(None, None)
+...     alibi_bias, check_alibi_bias, check_grouped_query_attention_scores, check_sliding_window_mask,
+...     grouped_query_attention_scores, sliding_window_mask)
+>>> check_sliding_window_mask(sliding_window_mask)
+>>> check_alibi_bias(alibi_bias)
+>>> check_grouped_query_attention_scores(grouped_query_attention_scores)
 
 ```
 """
@@ -358,7 +462,7 @@ functions in a file and run `python -m torchenstein.challenges my_attempts.py`. 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Real
 from typing import TYPE_CHECKING
 
@@ -366,10 +470,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torchenstein.lab import PALETTE, new_figure
+from torchenstein.tensors.einsum_advanced import einsum_merge_heads, einsum_project_heads
+from torchenstein.tensors.metamorphosis import merge_heads, split_heads
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-from torchenstein.lab import PALETTE, new_figure
 
 
 def softmax_saturation(
@@ -702,6 +808,135 @@ def plot_attention_map(*, sentence: str = "the monster ate the bolt and the mons
     return fig
 
 
+def einsum_attention(
+    query: Tensor, key: Tensor, value: Tensor, is_causal: bool = False, scale: float | None = None
+) -> Tensor:
+    r"""Scaled dot-product attention written as two einsums.
+
+    Args:
+        query: shape $(B, h, L, d_k)$.
+        key: shape $(B, h, S, d_k)$.
+        value: shape $(B, h, S, d_v)$.
+        is_causal: hide the future with the top-left aligned causal mask, as PyTorch's ``is_causal``.
+        scale: the factor the scores are multiplied by; ``None`` means $1/\sqrt{d_k}$.
+
+    Returns:
+        The output, shape $(B, h, L, d_v)$.
+
+    Raises:
+        TypeError: if an input is not a tensor.
+        ValueError: if an input is not 4-D or the shapes do not fit together.
+
+    Examples:
+        >>> q, k, v = torch.randn(3, 1, 2, 4, 8).unbind(0)
+        >>> torch.testing.assert_close(einsum_attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+        >>> einsum_attention(q, k[..., :3], v)
+        Traceback (most recent call last):
+        ...
+        ValueError: key must have shape (B, h, S, d_k) = (1, 2, S, 8) like query, got (1, 2, 4, 3)
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _require_tensor(t, name, ndim=4)
+    B, h, L, d_k = query.shape
+    if key.shape[:2] != (B, h) or key.size(-1) != d_k:
+        raise ValueError(f"key must have shape (B, h, S, d_k) = ({B}, {h}, S, {d_k}) like query, got {tuple(key.shape)}")
+    if value.shape[:3] != key.shape[:3]:
+        raise ValueError(f"value must have shape (B, h, S, d_v) with key's (B, h, S), got {tuple(value.shape)}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(d_k)
+    # Query q meets key k along the shared width d, which is summed away.
+    scores = torch.einsum("bhqd,bhkd->bhqk", query, key) * scale  # (B, h, L, S)
+    if is_causal:
+        scores = scores.masked_fill(~causal_mask(L, key.size(-2), device=query.device), float("-inf"))
+    # One unit of attention per query, spread over the keys: the softmax runs over k, the last letter.
+    weights = torch.softmax(scores, dim=-1)
+    # Each output row mixes the value rows along k, which is summed away this time.
+    return torch.einsum("bhqk,bhkd->bhqd", weights, value)  # (B, h, L, d_v)
+
+
+def _mha_inputs(query, key, value, num_heads, in_proj_weight, in_proj_bias, out_proj_weight) -> list[tuple]:
+    # Check every argument once, then pair each input with its slice of the stacked projection.
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        _require_tensor(t, name, ndim=3)
+    C = query.size(-1)
+    if key.shape != value.shape or key.size(0) != query.size(0) or key.size(-1) != C:
+        shapes = f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
+        raise ValueError(f"query, key and value must be (B, L, C), (B, S, C), (B, S, C), got {shapes}")
+    for name, t, shape in (("in_proj_weight", in_proj_weight, (3 * C, C)), ("in_proj_bias", in_proj_bias, (3 * C,)),
+                           ("out_proj_weight", out_proj_weight, (C, C))):
+        if (t is not None or name != "in_proj_bias") and _require_tensor(t, name).shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {tuple(t.shape)}")
+    if C % _positive_int(num_heads, "num_heads"):
+        raise ValueError(f"num_heads must divide the embedding size C={C}, got num_heads={num_heads}")
+    # nn.MultiheadAttention stacks the three projections along the output channels: query, key, value.
+    biases = (None, None, None) if in_proj_bias is None else in_proj_bias.chunk(3)
+    return list(zip((query, key, value), in_proj_weight.chunk(3), biases, strict=True))
+
+
+def einsum_multi_head_attention(
+    query: Tensor, key: Tensor, value: Tensor, num_heads: int,
+    in_proj_weight: Tensor, in_proj_bias: Tensor | None,
+    out_proj_weight: Tensor, out_proj_bias: Tensor | None, is_causal: bool = False,
+) -> Tensor:
+    """Multi-head attention with every contraction written as an einsum (batch first, no dropout).
+
+    The weights are named and shaped as the parameters of ``torch.nn.MultiheadAttention``.
+
+    Args:
+        query: shape ``(B, L, C)``.
+        key: shape ``(B, S, C)``.
+        value: shape ``(B, S, C)``.
+        num_heads: how many heads; it must divide ``C``.
+        in_proj_weight: the stacked query, key and value weights, shape ``(3C, C)``.
+        in_proj_bias: their stacked biases, shape ``(3C,)``, or ``None``.
+        out_proj_weight: shape ``(C, C)``.
+        out_proj_bias: shape ``(C,)``, or ``None``.
+        is_causal: query ``i`` sees only keys ``j <= i``.
+
+    Returns:
+        Shape ``(B, L, C)``.
+
+    Raises:
+        TypeError: if an input is not a tensor.
+        ValueError: if the shapes do not fit or ``num_heads`` does not divide ``C``.
+
+    Examples:
+        >>> x = torch.randn(2, 3, 8)
+        >>> einsum_multi_head_attention(x, x, x, 2, torch.randn(24, 8), None, torch.randn(8, 8), None).shape
+        torch.Size([2, 3, 8])
+        >>> einsum_multi_head_attention(x, x, x, 3, torch.randn(24, 8), None, torch.randn(8, 8), None)
+        Traceback (most recent call last):
+        ...
+        ValueError: num_heads must divide the embedding size C=8, got num_heads=3
+    """
+    inputs = _mha_inputs(query, key, value, num_heads, in_proj_weight, in_proj_bias, out_proj_weight)
+    # Projection and head split in one contraction each: (B, T, C) -> (B, h, T, d).
+    q, k, v = (einsum_project_heads(t, w, b, num_heads) for t, w, b in inputs)
+    out = einsum_attention(q, k, v, is_causal=is_causal)  # (B, h, L, d)
+    # Merge and output projection in one contraction: (B, h, L, d) -> (B, L, C).
+    return einsum_merge_heads(out, out_proj_weight, out_proj_bias)
+
+
+def matmul_multi_head_attention(
+    query: Tensor, key: Tensor, value: Tensor, num_heads: int,
+    in_proj_weight: Tensor, in_proj_bias: Tensor | None,
+    out_proj_weight: Tensor, out_proj_bias: Tensor | None, is_causal: bool = False,
+) -> Tensor:
+    """The same multi-head attention the matmul way: linear, split, attention, merge, linear.
+
+    Takes and returns what `einsum_multi_head_attention` does.
+
+    Examples:
+        >>> x, w_in, w_out = torch.randn(2, 3, 8), torch.randn(24, 8), torch.randn(8, 8)
+        >>> torch.testing.assert_close(matmul_multi_head_attention(x, x, x, 2, w_in, None, w_out, None),
+        ...                            einsum_multi_head_attention(x, x, x, 2, w_in, None, w_out, None))
+    """
+    inputs = _mha_inputs(query, key, value, num_heads, in_proj_weight, in_proj_bias, out_proj_weight)
+    q, k, v = (split_heads(F.linear(t, w, b), num_heads) for t, w, b in inputs)  # each (B, h, T, d)
+    out = scaled_dot_product_attention(q, k, v, is_causal=is_causal)  # (B, h, L, d)
+    return F.linear(merge_heads(out), out_proj_weight, out_proj_bias)  # (B, L, C)
+
+
 def sliding_window_mask(L: int, window: int) -> torch.Tensor:
     """Challenge solution: a causal mask that sees only the last ``window`` tokens, itself included.
 
@@ -788,3 +1023,79 @@ def check_alibi_bias(candidate) -> None:
         rows, cols = torch.meshgrid(torch.arange(L), torch.arange(L), indexing="ij")
         expected = (slopes[:, None, None] * (cols - rows)).masked_fill(cols > rows, float("-inf"))
         assert torch.equal(got, expected), f"alibi_bias({L}, {slopes.tolist()}) gave\n{got}\nexpected\n{expected}"
+
+
+def grouped_query_attention_scores(query: Tensor, key: Tensor) -> Tensor:
+    """Challenge solution: unscaled attention scores when groups of query heads share a key head.
+
+    Args:
+        query: shape ``(B, Hq, L, d)``.
+        key: shape ``(B, Hkv, S, d)``, with ``Hkv`` dividing ``Hq``.
+
+    Returns:
+        Shape ``(B, Hq, L, S)``; query head ``i`` is scored against key head ``i // (Hq // Hkv)``.
+
+    Raises:
+        ValueError: if the inputs are not 4-D, do not fit, or ``Hkv`` does not divide ``Hq``.
+
+    Examples:
+        >>> q, k = torch.randn(2, 6, 3, 4), torch.randn(2, 2, 5, 4)
+        >>> expected = q @ k.repeat_interleave(3, dim=1).transpose(-2, -1)
+        >>> torch.allclose(grouped_query_attention_scores(q, k), expected, atol=1e-6)
+        True
+    """
+    _require_tensor(query, "query", ndim=4)
+    _require_tensor(key, "key", ndim=4)
+    B, Hq, L, d = query.shape
+    Hkv = key.size(1)
+    if key.size(0) != B or key.size(-1) != d or Hkv == 0 or Hq % Hkv:
+        raise ValueError(f"key must have shape (B, Hkv, S, d) = ({B}, Hkv, S, {d}) with Hkv dividing Hq={Hq}, "
+                         f"got {tuple(key.shape)}")
+    # Consecutive query heads form a group: head i is (group i // g, member i % g), a free view.
+    grouped = query.view(B, Hkv, Hq // Hkv, L, d)  # (B, Hkv, g, L, d)
+    # Every member of group n meets key head n; the keys are read, never copied.
+    scores = torch.einsum("bngqd,bnkd->bngqk", grouped, key)  # (B, Hkv, g, L, S)
+    return scores.reshape(B, Hq, L, key.size(2))
+
+
+def check_grouped_query_attention_scores(candidate: Callable[[Tensor, Tensor], Tensor]) -> None:
+    """Check an attempt at ``grouped_query_attention_scores``; raise ``AssertionError`` with a hint if wrong.
+
+    Examples:
+        >>> check_grouped_query_attention_scores(grouped_query_attention_scores)
+    """
+    generator = torch.Generator().manual_seed(3)
+    for B, Hq, Hkv, L, S, d in [(2, 6, 2, 3, 5, 4), (1, 4, 4, 2, 2, 3), (1, 4, 1, 3, 1, 2), (2, 8, 4, 1, 3, 5)]:
+        query = torch.randn(B, Hq, L, d, generator=generator, dtype=torch.float64)
+        key = torch.randn(B, Hkv, S, d, generator=generator, dtype=torch.float64)
+        got = candidate(query, key)
+        expected = query @ key.repeat_interleave(Hq // Hkv, dim=1).transpose(-2, -1)
+        where = f"query {tuple(query.shape)}, key {tuple(key.shape)}"
+        assert isinstance(got, torch.Tensor), f"{where}: expected a tensor, got {type(got).__name__}"
+        assert got.shape == expected.shape, f"{where}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}"
+        assert torch.allclose(got, expected), (
+            f"{where}: wrong scores; query head i must use key head i // (Hq // Hkv) "
+            "(consecutive query heads share a key head, like repeat_interleave, not repeat), and no scaling"
+        )
+    message = "Hq=6 query heads cannot be shared by Hkv=4 key heads: raise ValueError"
+    try:
+        candidate(torch.zeros(1, 6, 2, 4), torch.zeros(1, 4, 2, 4))
+    except ValueError:
+        return
+    except Exception as err:  # any other failure is a learner's bug to report, not to crash on
+        raise AssertionError(f"{message}, not {type(err).__name__}: {err}") from err
+    raise AssertionError(message)
+
+
+def _require_tensor(value: object, name: str, ndim: int | None = None) -> Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if ndim is not None and value.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(value.shape)}")
+    return value
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value

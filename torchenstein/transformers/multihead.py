@@ -300,8 +300,8 @@ cache shrinks by the factor $g$.
 key/value head $g$ times with `repeat_interleave`, so query head $i$ meets key head $\lfloor i / g \rfloor$,
 and hands the rest to the course's attention. PyTorch 2.5 added the same as
 `F.scaled_dot_product_attention(..., enable_gqa=True)` (guarded below for older releases);
-[`grouped_query_attention_scores`][torchenstein.tensors.einsum_advanced.grouped_query_attention_scores],
-a challenge of Advanced Einsum, computes the scores without the copy.
+[`grouped_query_attention_scores`][torchenstein.transformers.attention.grouped_query_attention_scores],
+a challenge of the attention lesson, computes the scores without the copy.
 
 ```pycon
 >>> from torchenstein.transformers.multihead import grouped_query_attention, sdpa_supports_gqa
