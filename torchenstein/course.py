@@ -458,6 +458,12 @@ COURSE: tuple[Part, ...] = (
                 "Heads, PyTorch's two masks, the fast path, and grouped-query attention with its KV-cache "
                 "savings, proved equal to nn.MultiheadAttention.",
             ),
+            Lesson(
+                "torchenstein.transformers.rope",
+                "Rotary position embeddings",
+                "Queries and keys rotated by their positions so scores depend only on distance: both layouts, "
+                "the permutation between them, and equality with Hugging Face's LLaMA.",
+            ),
         ),
     ),
     Part(
@@ -500,6 +506,14 @@ COURSE: tuple[Part, ...] = (
             "the CUDA caching memory allocator",
             "distributed data parallel",
             "torch.compile and torch.export",
+        ),
+        (
+            Lesson(
+                "torchenstein.advanced.hooks",
+                "Hooks",
+                "Tensor, module and saved-tensor hooks: recorders for activations and gradients, clipping "
+                "during backward proved equal to clip_grad_value_, and the bytes autograd saves counted.",
+            ),
         ),
     ),
 )

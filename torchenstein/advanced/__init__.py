@@ -1,0 +1,1 @@
+"""Part 6 of the course: advanced PyTorch, the forbidden arts."""
