@@ -122,16 +122,16 @@ def test_every_figure_a_page_shows_exists(site, lesson):
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda lesson: lesson.name)
-def test_no_figure_is_heavier_than_a_page_should_carry(site):
-    """A figure with thousands of vector cells makes a page slow to load: draw such areas as an image."""
-    heavy = {path.relative_to(site).as_posix(): path.stat().st_size for path in site.rglob("plot_*.svg")}
-    assert heavy and not {path: size for path, size in heavy.items() if size > 1_000_000}
-
-
 def test_each_lesson_page_offers_its_notebook(site, lesson):
     assert f"{lesson.name}.ipynb" in page_of(site, lesson.url).links
     notebook = json.loads((site / lesson.url / f"{lesson.name}.ipynb").read_text(encoding="utf-8"))
     assert notebook["nbformat"] == 4 and any(cell["cell_type"] == "code" for cell in notebook["cells"])
+
+
+def test_no_figure_is_heavier_than_a_page_should_carry(site):
+    """A figure with thousands of vector cells makes a page slow to load: draw such areas as an image."""
+    heavy = {path.relative_to(site).as_posix(): path.stat().st_size for path in site.rglob("plot_*.svg")}
+    assert heavy and not {path: size for path, size in heavy.items() if size > 1_000_000}
 
 
 def test_next_links_walk_the_course_in_order(site):
