@@ -29,16 +29,6 @@ from torchenstein.training.loop import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a busy machine waiting for one costs
-    # milliseconds per operation; the bits are the same either way.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _twins(dtype=torch.float32, seed=0, **options):
     torch.manual_seed(seed)
     a = spiral_classifier(16, **options).to(dtype)
@@ -98,9 +88,38 @@ def test_in_place_update_of_a_leaf_needs_no_grad():
         p -= 0.1 * p.grad
 
 
-@pytest.mark.parametrize("lr", [-0.1, float("nan"), float("inf"), True, "0.1"])
-def test_manual_sgd_step_rejects_bad_lr(lr):
-    with pytest.raises(ValueError, match="lr must be a finite number >= 0"):
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_manual_sgd_step_is_bitwise_torch_sgd_in_every_layout(dtype):
+    # Half precision, a 0-d parameter and a non-contiguous (transposed) one: the same add_ call, the same bits.
+    g = torch.Generator().manual_seed(0)
+    shapes = [(), (5,), (3, 4)]
+    ours = [nn.Parameter(torch.randn(s, generator=g).to(dtype)) for s in shapes]
+    ours.append(nn.Parameter(torch.randn(4, 3, generator=g).to(dtype).t()))
+    theirs = [nn.Parameter(p.detach().clone()) for p in ours]  # clone keeps the strides
+    sgd = torch.optim.SGD(theirs, lr=0.3)
+    for _ in range(10):
+        for p, q in zip(ours, theirs, strict=True):
+            p.grad = torch.randn(p.shape, generator=g).to(dtype)
+            q.grad = p.grad.clone()
+        manual_sgd_step(ours, lr=0.3)
+        sgd.step()
+    assert all(torch.equal(p, q) for p, q in zip(ours, theirs, strict=True))
+    assert not ours[-1].is_contiguous() and not theirs[-1].is_contiguous()
+
+
+@pytest.mark.parametrize(
+    ("lr", "error", "match"),
+    [
+        (-0.1, ValueError, "lr must be a finite number >= 0, got -0.1"),
+        (float("nan"), ValueError, "lr must be a finite number >= 0, got nan"),
+        (float("inf"), ValueError, "lr must be a finite number >= 0, got inf"),
+        (True, TypeError, "lr must be a real number, got True"),
+        ("0.1", TypeError, "lr must be a real number, got '0.1'"),
+        (torch.tensor(0.1), TypeError, r"lr must be a real number, got tensor\(0.1000\)"),
+    ],
+)
+def test_manual_sgd_step_rejects_bad_lr(lr, error, match):
+    with pytest.raises(error, match=match):
         manual_sgd_step([nn.Parameter(torch.ones(1))], lr=lr)
 
 
@@ -160,6 +179,19 @@ def test_train_step_rejects_a_batch_that_is_not_a_pair(batch):
     model = spiral_classifier(4)
     with pytest.raises(TypeError, match=r"a batch must be an \(input, target\) pair of tensors"):
         train_step(model, batch, cross_entropy, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_zero_grad_after_backward_trains_nothing():
+    # Hammer's order: backward, zero_grad, step. Every .grad is None at the step: nothing moves, no state.
+    torch.manual_seed(0)
+    net = spiral_classifier(8)
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.2, momentum=0.9, weight_decay=0.1)
+    for x, y in _spiral_batches()[:5]:
+        cross_entropy(net(x), y).backward()
+        optimizer.zero_grad(set_to_none=True)
+        optimizer.step()
+    assert all(torch.equal(b, p) for b, p in zip(before, net.parameters(), strict=True)) and len(optimizer.state) == 0
 
 
 def test_forgotten_zero_grad_piles_gradients_up():
@@ -260,6 +292,22 @@ def test_no_grad_and_inference_mode_forbid_different_things():
     with pytest.raises(RuntimeError, match="Setting requires_grad=True on inference tensor outside InferenceMode"):
         frozen.requires_grad_(True)
     layer(frozen.clone()).sum().backward()
+    # The lesson's reason for evaluating under no_grad: a cache built in inference mode poisons training.
+    cache = {}
+
+    def cached_forward(x):
+        if "scale" not in cache:
+            cache["scale"] = layer.weight.detach() * 2  # built on first use
+        return (x * cache["scale"]).sum()
+
+    with torch.inference_mode():
+        cached_forward(torch.ones(3, 3))
+    with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+        cached_forward(torch.ones(3, 3, requires_grad=True)).backward()
+    cache.clear()
+    with torch.no_grad():
+        cached_forward(torch.ones(3, 3))
+    cached_forward(torch.ones(3, 3, requires_grad=True)).backward()
     # Both leave the outputs without a graph: no backward through them.
     for t in (layer(torch.ones(1, 3)).detach(), frozen):
         with pytest.raises(RuntimeError, match="does not require grad"):
@@ -415,7 +463,8 @@ def test_make_spiral_is_seeded_privately_and_balanced():
         ({"n_per_class": 0}, ValueError, "n_per_class must be at least 1, got 0"),
         ({"num_classes": 1}, ValueError, "num_classes must be at least 2, got 1"),
         ({"num_classes": 2.0}, TypeError, "num_classes must be an int, got 2.0"),
-        ({"noise": -0.1}, ValueError, "noise must be at least 0, got -0.1"),
+        ({"noise": -0.1}, ValueError, "noise must be a finite number >= 0, got -0.1"),
+        ({"noise": float("nan")}, ValueError, "noise must be a finite number >= 0, got nan"),
         ({"noise": "big"}, TypeError, "noise must be a real number, got 'big'"),
         ({"seed": -1}, ValueError, "seed must be at least 0, got -1"),
     ],

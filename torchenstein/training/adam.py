@@ -23,12 +23,10 @@ r"""
 
 ## Two running averages
 
-An **optimiser** is the object that turns gradients into parameter updates; whatever it remembers
-between steps, per parameter, is its **state**. The [SGD lesson](../sgd/index.md) built the simplest
-ones: plain gradient descent, $\theta \leftarrow \theta - \gamma g$ with learning rate $\gamma$ and
-gradient $g$, and momentum, which keeps a running average of past gradients. Adam (Kingma and Ba, 2015)
-keeps two **exponential moving averages** (running averages in which each new value gets weight
-$1-\beta$ and the old average weight $\beta$) for each parameter, starting from zero:
+The [SGD lesson](../sgd/index.md) built plain gradient descent, $\theta \leftarrow \theta - \gamma g$,
+and momentum, whose buffer in the optimiser's state is a decaying sum of past gradients. Adam (Kingma
+and Ba, 2015) keeps two **exponential moving averages** (running averages in which each new value gets
+weight $1-\beta$ and the old average weight $\beta$) for each parameter, starting from zero:
 
 $$
 m_t = \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 ,
@@ -126,14 +124,12 @@ steps are far too large or far too small, for a long time:
 
 ## Adam from scratch
 
-`torch.optim.Optimizer` does the bookkeeping, exactly as in the [SGD lesson](../sgd/index.md): it
-sorts the parameters into **parameter groups** (lists of parameters that share **hyperparameters**,
-the settings such as `lr` that we choose rather than learn; the `param_groups`), keeps a `state`
-dictionary per parameter, and packs both into a `state_dict`. We subclass it and write only `step`. Each parameter's state holds PyTorch's four names: `step` (how many
-updates it has had), `exp_avg` ($m$), `exp_avg_sq` ($v$), and `max_exp_avg_sq` when `amsgrad` is on.
-PyTorch stores `step` as a 0-d float tensor on the CPU, not an int, so we do too; a state then loads
-into either optimiser unchanged. `maximize=True` negates the gradient, for objectives to climb rather
-than descend.
+As in the [SGD lesson](../sgd/index.md), we subclass `torch.optim.Optimizer`, which keeps the parameter
+groups, the `state` and the `state_dict`, and write `step` (plus the checks of every group's options,
+the **hyperparameters** we choose rather than learn). Each parameter's state holds PyTorch's four names:
+`step` (how many updates it has had), `exp_avg` ($m$), `exp_avg_sq` ($v$), and `max_exp_avg_sq` when
+`amsgrad` is on. PyTorch stores `step` as a 0-d float tensor on the CPU, not an int, so we do too; a
+state then loads into either optimiser unchanged. `maximize=True` negates the gradient, as in SGD.
 
 ```pycon
 >>> _ = torch.manual_seed(0)
@@ -147,30 +143,32 @@ than descend.
 ...     theirs.step()
 >>> print(f"parameters bitwise equal after 100 steps: {torch.equal(ours_p, theirs_p)}")
 parameters bitwise equal after 100 steps: True
->>> sorted(ours.state[ours_p]), ours.state[ours_p]["step"]
-(['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'step'], tensor(100.))
->>> all(torch.equal(ours.state[ours_p][k], theirs.state[theirs_p][k]) for k in ours.state[ours_p])
-True
+>>> {"state": sorted(ours.state[ours_p]), "step": ours.state[ours_p]["step"],
+...  "state bitwise equal": all(torch.equal(ours.state[ours_p][k], theirs.state[theirs_p][k]) for k in ours.state[ours_p])}
+{'state': ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq', 'step'], 'step': tensor(100.), 'state bitwise equal': True}
 >>> theirs.load_state_dict(ours.state_dict())          # our state drives PyTorch's Adam
 >>> Adam([ours_p], lr=-1.0)
 Traceback (most recent call last):
 ...
-ValueError: lr must be a non-negative number, got -1.0
+ValueError: lr must be a finite number >= 0, got -1.0
 
 ```
 
 `foreach=False` asks PyTorch for its plain loop over parameters, the same operations in the same
-order as ours. Its default on a GPU is the `foreach` implementation, which updates a whole list of
-tensors per call, and `fused=True` does the whole update in one kernel. They compute the same formula
-but nothing promises the same rounding: the tests find `foreach` bitwise equal to ours on the CPU, find
-`fused` a few units in the last place away, and hold both (and the GPU) to a tolerance of
-$10^{-5}$ relative in float32, $10^{-12}$ in float64, rather than to the bit.
+order as ours, and the tests hold the two to the bit over a grid of all the options in float32 and
+float64 (a third of it in float16 and bfloat16), on 0-d and non-contiguous parameters too. PyTorch's default on a
+GPU is the `foreach` implementation, which updates a whole list of tensors per call, and `fused=True`
+does the whole update in one kernel. They compute the same formula, but nothing promises the same
+rounding, so the tests hold both (and the GPU) to a tolerance of $10^{-5}$ relative in float32 and
+$10^{-12}$ in float64, rather than to the bit.
 
 !!! note "Where it differs from PyTorch"
     Ours is the plain loop only: no `foreach`, `fused`, `capturable` or `differentiable` options, no
-    tensor `lr` or `betas`, and real floating-point dense parameters only. A complex parameter or a
-    sparse gradient raises `TypeError` (PyTorch handles complex numbers as pairs of reals, and refuses
-    sparse gradients with a `RuntimeError`). The tests pin both.
+    tensor `lr` or `betas` (a `TypeError`), and real floating-point dense parameters only. A complex
+    parameter or a sparse gradient raises `TypeError` (PyTorch handles complex numbers as pairs of reals,
+    and refuses sparse gradients with a `RuntimeError`). As in our SGD, the options of every parameter
+    group are checked, not only the defaults, and a parameter listed twice is refused. The tests pin each
+    difference.
 
 ## AMSGrad
 
@@ -204,25 +202,12 @@ Adam returns to full-size steps once the spike is forgotten; AMSGrad stays cauti
 ## Weight decay: L2 or decoupled
 
 **Weight decay** shrinks every weight toward zero a little at each step, which discourages large
-weights and so overly sharp functions. The classic way to get it is **L2 regularisation**: add
-$\frac{\lambda}{2}\|\theta\|^2$ to the loss, which adds $\lambda\theta$ to the gradient, as SGD's
-`weight_decay` does (see the [SGD lesson](../sgd/index.md)). For plain SGD that is the same as
-multiplying the weights by $1-\gamma\lambda$ before the step:
+weights and so overly sharp functions. The [SGD lesson](../sgd/index.md) got it as **L2
+regularisation**: the penalty $\frac{\lambda}{2}\|\theta\|^2$ adds $\lambda\theta$ to the gradient, and for
+plain SGD that is the same as multiplying the weights by $1-\gamma\lambda$ before the step,
+$\theta - \gamma\,(g + \lambda\theta) = (1-\gamma\lambda)\,\theta - \gamma g$.
 
-$$
-\theta - \gamma\,(g + \lambda\theta) = (1-\gamma\lambda)\,\theta - \gamma g .
-$$
-
-```pycon
->>> w, g = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 0.5])
->>> l2 = w - 0.1 * (g + 0.01 * w)
->>> decoupled = w * (1 - 0.1 * 0.01) - 0.1 * g
->>> torch.allclose(l2, decoupled)
-True
-
-```
-
-In Adam they part ways. Adam's `weight_decay` is L2: $\lambda\theta$ joins the gradient, flows through
+In Adam the two part ways. Adam's `weight_decay` is L2: $\lambda\theta$ joins the gradient, flows through
 $m$ and $v$, and is divided by $\sqrt{\hat v}$ like everything else, so a weight decays by roughly
 $\gamma\lambda\theta/\sqrt{\hat v}$ per step: barely where gradients are large, hugely where they are
 small. Loshchilov and Hutter (2019) **decoupled** it: AdamW shrinks the weights directly,
@@ -294,12 +279,12 @@ and [`Linear`][torchenstein.nn.linear.Linear]:
 >>> model = nn.Sequential(Embedding(10, 4), LayerNorm(4), Linear(4, 3))
 >>> groups = param_groups_for_weight_decay(model, weight_decay=0.1)
 >>> for group in groups:
-...     print(group["weight_decay"], [tuple(p.shape) for p in group["params"]])
-0.1 [(10, 4), (3, 4)]
-0.0 [(4,), (4,), (3,)]
+...     print(f"weight_decay={group['weight_decay']}: shapes {[tuple(p.shape) for p in group['params']]}")
+weight_decay=0.1: shapes [(10, 4), (3, 4)]
+weight_decay=0.0: shapes [(4,), (4,), (3,)]
 >>> optimizer = AdamW(groups, lr=1e-3)
->>> [group["weight_decay"] for group in optimizer.param_groups]
-[0.1, 0.0]
+>>> {"weight_decay of each group": [group["weight_decay"] for group in optimizer.param_groups]}
+{'weight_decay of each group': [0.1, 0.0]}
 
 ```
 
@@ -307,7 +292,8 @@ What the rule misses: an embedding table is 2-D, so it is decayed like a weight 
 learned positional table and an output layer tied to the embedding. Whether embeddings should be
 decayed is a judgement call (nanoGPT decays them, minGPT did not); the shape rule makes it silently.
 The first challenge below writes the module-type rule instead. Whatever the rule, every parameter
-must land in exactly one group; `torch.optim.Optimizer` refuses a parameter listed twice:
+must land in exactly one group: `torch.optim.Optimizer` refuses a parameter in two groups (and ours,
+one listed twice in the same group):
 
 ```pycon
 >>> w = nn.Parameter(torch.ones(3))
@@ -320,11 +306,12 @@ ValueError: some parameters appear in more than one parameter group
 
 ## Adam on a loss surface
 
-A long, narrow valley is where a single learning rate suffers: the steep direction caps it, and the
-shallow direction then crawls. [`elongated_bowl`][torchenstein.training.adam.elongated_bowl] is
-$\frac12(0.1x^2 + 2y^2)$, twenty times steeper across than along.
+The [SGD lesson](../sgd/index.md)'s long valley showed a single learning rate caught between the steep
+direction, which caps it, and the shallow one, along which it then crawls.
+[`elongated_bowl`][torchenstein.training.adam.elongated_bowl] is a milder valley,
+$\frac12(0.1x^2 + 2y^2)$, twenty times steeper across than along, and
 [`optimizer_trajectory`][torchenstein.training.adam.optimizer_trajectory] records the path of any
-optimiser from a starting point:
+optimiser on it (`sgd_trajectory` of that lesson records only our SGD's):
 
 ```pycon
 >>> from torchenstein.training.adam import elongated_bowl, optimizer_trajectory
@@ -470,6 +457,7 @@ prove it equal to `torch.optim.Adamax` with `check_adamax_step`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -479,6 +467,7 @@ from torch import nn
 from torchenstein.lab import new_figure
 from torchenstein.nn.embeddings import Embedding
 from torchenstein.nn.linear import Linear
+from torchenstein.training.sgd import _unique_params
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.figure import Figure
@@ -505,9 +494,10 @@ class Adam(torch.optim.Optimizer):
         decoupled_weight_decay: use AdamW's decoupled decay.
 
     Raises:
-        ValueError: if a hyperparameter is out of range.
-        TypeError: if a hyperparameter has the wrong type, or (at ``step``) a parameter is complex or
-            its gradient sparse.
+        TypeError: if a hyperparameter has the wrong type (a tensor ``lr`` or ``betas`` included), or (at
+            ``step``) a parameter is complex or its gradient sparse.
+        ValueError: if a hyperparameter is out of range or not finite, in any parameter group, or a
+            parameter is listed twice.
 
     Examples:
         >>> p = torch.ones(2, requires_grad=True)
@@ -530,7 +520,8 @@ class Adam(torch.optim.Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        betas = _check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        betas = _check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                       maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         defaults = {
             "lr": lr,
             "betas": betas,
@@ -541,6 +532,14 @@ class Adam(torch.optim.Optimizer):
             "decoupled_weight_decay": decoupled_weight_decay,
         }
         super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a parameter group, checking its options (with the defaults filled in) and its parameters first."""
+        if isinstance(param_group, dict):
+            where = f"param group {len(self.param_groups)}: "
+            _check_hyperparameters(where, **{**self.defaults, **{k: v for k, v in param_group.items() if k != "params"}})
+            param_group = {**param_group, "params": _unique_params(param_group.get("params"), where)}
+        super().add_param_group(param_group)
 
     def __setstate__(self, state: dict) -> None:
         # load_state_dict ends here. A state_dict saved by an older optimiser may lack the newer flags.
@@ -674,7 +673,7 @@ def param_groups_for_weight_decay(model: nn.Module, weight_decay: float) -> list
 
     Raises:
         TypeError: if ``model`` is not an ``nn.Module`` or ``weight_decay`` is not a number.
-        ValueError: if ``weight_decay`` is negative.
+        ValueError: if ``weight_decay`` is negative or not finite.
 
     Examples:
         >>> groups = param_groups_for_weight_decay(nn.Linear(3, 2), 0.1)
@@ -683,7 +682,7 @@ def param_groups_for_weight_decay(model: nn.Module, weight_decay: float) -> list
         >>> param_groups_for_weight_decay(nn.Linear(3, 2), -0.1)
         Traceback (most recent call last):
         ...
-        ValueError: weight_decay must be a non-negative number, got -0.1
+        ValueError: weight_decay must be a finite number >= 0, got -0.1
     """
     _check_model(model)
     _check_hyperparameters(weight_decay=weight_decay)
@@ -729,14 +728,14 @@ def optimizer_trajectory(
         The path, shape ``(steps + 1, 2)``, the start included.
 
     Raises:
+        TypeError: if ``steps`` is not an int.
         ValueError: if ``steps`` is negative or ``start`` does not hold two numbers.
 
     Examples:
         >>> optimizer_trajectory(lambda ps: torch.optim.SGD(ps, lr=0.5), steps=2).shape
         torch.Size([3, 2])
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    _check_int("steps", steps, minimum=0)
     if len(start) != 2:
         raise ValueError(f"start must hold two numbers (x, y), got {start!r}")
     point = torch.tensor([float(c) for c in start], requires_grad=True)  # (2,)
@@ -807,8 +806,7 @@ def relative_step_sizes(steps: int, betas: tuple[float, float] = (0.9, 0.999)) -
         {'both corrected': 1.0, 'neither': 3.16, 'm only': 31.62, 'v only': 0.1}
     """
     betas = _check_hyperparameters(betas=betas)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    _check_int("steps", steps, minimum=1)
     t = torch.arange(1, steps + 1, dtype=torch.float64)  # (T,)
     first, second = 1 - betas[0] ** t, 1 - betas[1] ** t  # the weight each average has gathered
     return {
@@ -994,22 +992,39 @@ def check_adamax_step(candidate: Callable[..., None]) -> None:
 # Argument checks, kept here so the ideas above read first.
 
 
-def _check_hyperparameters(**values: object) -> tuple[float, float] | None:
+def _check_hyperparameters(where: str = "", **values: object) -> tuple[float, float] | None:
+    # The same rules as our SGD's: a wrong type is a TypeError, a wrong value a ValueError.
     for name in ("lr", "eps", "weight_decay"):
         if name in values:
             value = values[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+            if isinstance(value, torch.Tensor):
+                raise TypeError(f"{where}{name} must be a real number, got a Tensor (this Adam takes no tensor {name})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{where}{name} must be a real number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{where}{name} must be a finite number >= 0, got {value!r}")
+    for name in ("amsgrad", "maximize", "decoupled_weight_decay"):
+        if name in values and not isinstance(values[name], bool):
+            raise TypeError(f"{where}{name} must be a bool, got {values[name]!r}")
     if "betas" not in values:
         return None
     betas = values["betas"]
     if (
         not isinstance(betas, (tuple, list))
         or len(betas) != 2
-        or any(isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b < 1.0 for b in betas)
+        or any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in betas)
     ):
-        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        raise TypeError(f"{where}betas must be a pair of numbers, got {betas!r}")
+    if not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"{where}betas must be two numbers in [0, 1), got {betas!r}")
     return (float(betas[0]), float(betas[1]))
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
 def _check_model(model: object) -> None:

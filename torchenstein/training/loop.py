@@ -20,7 +20,7 @@ r"""
 - run the two checks that come before any long run: the initial loss is about $\ln C$, and one batch can
   be learned by heart;
 - run a whole fit with a progress bar, draw its loss curves, and reproduce it bit for bit from a seed;
-- dodge four of Dr. Hammer's favourite training-loop bugs.
+- dodge two of Dr. Hammer's favourite training-loop bugs.
 
 ## A monster to train: the spiral
 
@@ -38,10 +38,10 @@ well it does on points it has not seen (a *held-out* set).
 >>> from torchenstein.training.loop import make_spiral
 >>> x_train, y_train = make_spiral(seed=0)
 >>> x_val, y_val = make_spiral(seed=1)
->>> x_train.shape, x_train.dtype, y_train.shape, y_train.dtype
-(torch.Size([300, 2]), torch.float32, torch.Size([300]), torch.int64)
->>> torch.bincount(y_train).tolist(), torch.equal(x_train, make_spiral(seed=0)[0])
-([100, 100, 100], True)
+>>> {"x": (tuple(x_train.shape), x_train.dtype), "y": (tuple(y_train.shape), y_train.dtype)}
+{'x': ((300, 2), torch.float32), 'y': ((300,), torch.int64)}
+>>> {"per class": torch.bincount(y_train).tolist(), "same seed, same points": torch.equal(x_train, make_spiral(seed=0)[0])}
+{'per class': [100, 100, 100], 'same seed, same points': True}
 
 ```
 
@@ -61,8 +61,8 @@ order each time it is called with `shuffle=True` (a ragged last batch keeps the 
 >>> from torchenstein.training.loop import minibatches, spiral_classifier
 >>> g = torch.Generator().manual_seed(0)
 >>> batches = minibatches(x_train, y_train, 32, shuffle=True, generator=g)
->>> len(batches), [len(target) for _, target in batches][-2:]
-(10, [32, 12])
+>>> {"batches": len(batches), "sizes of the last two": [len(target) for _, target in batches][-2:]}
+{'batches': 10, 'sizes of the last two': [32, 12]}
 >>> _ = torch.manual_seed(0)
 >>> model = spiral_classifier()
 >>> model(batches[0][0]).shape                      # (B, C): one logit per class
@@ -102,10 +102,9 @@ zero gradient still feeds weight decay and momentum (the accumulation lesson sho
 >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 >>> before = [p.detach().clone() for p in model.parameters()]
 >>> loss = train_step(model, batches[0], cross_entropy, optimizer)
->>> type(loss).__name__, round(loss, 2)
-('float', 1.13)
->>> all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))   # every parameter moved
-True
+>>> {"type": type(loss).__name__, "loss": round(loss, 2),
+...  "every parameter moved": all(not torch.equal(b, p) for b, p in zip(before, model.parameters()))}
+{'type': 'float', 'loss': 1.13, 'every parameter moved': True}
 
 ```
 
@@ -118,7 +117,8 @@ finish; a loop that must never wait keeps `loss.detach()` tensors and converts t
 What does `optimizer.step()` do for plain SGD? Nothing you could not write yourself.
 [`manual_sgd_step`][torchenstein.training.loop.manual_sgd_step] updates each parameter in place with
 `p.add_(p.grad, alpha=-lr)`, inside `torch.no_grad()`, skipping parameters whose `.grad` is `None`. Two
-twin models, one stepped by hand and one by PyTorch, stay bitwise equal:
+twin models, one stepped by hand and one by PyTorch, stay bitwise equal (the tests add float64, float16
+and bfloat16, a 0-d and a non-contiguous parameter, and learning rates from 0 to 0.7):
 
 ```pycon
 >>> from torchenstein.training.loop import manual_sgd_step
@@ -132,8 +132,8 @@ twin models, one stepped by hand and one by PyTorch, stay bitwise equal:
 ...         cross_entropy(net(input), target).backward()
 ...     manual_sgd_step(ours.parameters(), lr=0.1)
 ...     sgd.step()
->>> all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))
-True
+>>> print(f"bitwise equal after 3 steps: {all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters()))}")
+bitwise equal after 3 steps: True
 
 ```
 
@@ -160,37 +160,37 @@ tensor([0.9500, 0.9500])
 
 ## Evaluation: eval mode, no graph, every mode restored
 
-To measure a model we run it on the validation set, with two switches thrown
-([Train vs eval](../../nn/modes/index.md) explains both): `eval()`, so dropout and batch normalisation
-behave as they will at inference, and `torch.no_grad()`, so autograd records nothing. Afterwards each
-submodule must be back in its own mode. [`evaluate`][torchenstein.training.loop.evaluate] does all three
-with the [`evaluating`][torchenstein.nn.modes.evaluating] context manager of that lesson, and returns the
-mean loss and, for class-index targets, the **accuracy** (the share of samples whose largest logit is the
-true class). Each batch's mean loss is weighted by its size, so a ragged last batch counts for what it
-holds, and the result is the loss of the whole set at once:
+To measure a model we run it on the validation set with the two switches of
+[Train vs eval](../../nn/modes/index.md) thrown: `eval()`, so dropout and batch normalisation behave as
+they will at inference, and `torch.no_grad()`, so autograd records nothing; afterwards every submodule
+goes back to its own mode. [`evaluate`][torchenstein.training.loop.evaluate] does all three with that
+lesson's [`evaluating`][torchenstein.nn.modes.evaluating] context manager, so it cannot fall into the
+two traps that lesson shows (validating with dropout on, and never switching back). It returns the mean
+loss and, for class-index targets, the **accuracy** (the share of samples whose largest logit is the true
+class). Each batch's mean loss is weighted by its size, so a ragged last batch counts for what it holds,
+and the result is the loss of the whole set at once:
 
 ```pycon
 >>> from torchenstein.training.loop import evaluate
 >>> val_batches = minibatches(x_val, y_val, 64)
 >>> metrics = evaluate(model, val_batches, cross_entropy)
->>> sorted(metrics), model.training
-(['accuracy', 'loss'], True)
 >>> with torch.no_grad():
 ...     whole = cross_entropy(model(x_val), y_val).item()
->>> math.isclose(metrics["loss"], whole, rel_tol=1e-5)
-True
+>>> {"metrics": sorted(metrics), "back in training mode": model.training,
+...  "equals the whole set's loss": math.isclose(metrics["loss"], whole, rel_tol=1e-5)}
+{'metrics': ['accuracy', 'loss'], 'back in training mode': True, "equals the whole set's loss": True}
 
 ```
 
 ### `no_grad` or `inference_mode`: what each forbids afterwards
 
-Both switch autograd off inside their block, so the outputs have no graph and `backward` through them
-fails. They differ in what you may do with those outputs *after* the block. A tensor made under
-`no_grad` is an ordinary tensor that happens not to require a gradient: you may change it in place, feed
-it into a computation that autograd records (as a constant), even ask it to require a gradient. A tensor
-made under `inference_mode` is an **inference tensor**: PyTorch skipped its version counter and its
-autograd metadata to save time, and so, outside the mode, it may never be changed in place nor saved for
-a backward pass.
+[Train vs eval](../../nn/modes/index.md) offered `torch.inference_mode()` as a stricter, slightly faster
+`no_grad`. Inside their blocks the two do the same; they differ in what you may do with the outputs
+*afterwards*. A tensor made under `no_grad` is an ordinary tensor that does not require a gradient: you
+may change it in place, or feed it as a constant into a computation that autograd records. A tensor made
+under `inference_mode` is an **inference tensor**, without the version counter and autograd metadata
+that autograd needs, and outside the mode it may neither be changed in place nor saved for a backward
+pass; `clone()` makes an ordinary copy.
 
 ```pycon
 >>> layer = torch.nn.Linear(3, 3)
@@ -198,8 +198,8 @@ a backward pass.
 ...     plain = layer(torch.ones(1, 3))
 >>> with torch.inference_mode():
 ...     frozen = layer(torch.ones(1, 3))
->>> plain.requires_grad, torch.is_inference(plain), torch.is_inference(frozen)
-(False, False, True)
+>>> {"plain is an inference tensor": torch.is_inference(plain), "frozen is": torch.is_inference(frozen)}
+{'plain is an inference tensor': False, 'frozen is': True}
 >>> _ = plain.add_(1.0)                              # an ordinary tensor: fine
 >>> layer(plain).sum().backward()                    # used as a constant input: fine
 >>> frozen.add_(1.0)
@@ -214,9 +214,9 @@ RuntimeError: Inference tensors cannot be saved for backward...
 
 ```
 
-`evaluate` uses `no_grad`: it costs almost nothing more, and a module that caches a tensor during
-evaluation (a lookup table built on first use, say) would otherwise cache an inference tensor, which the
-next training step cannot save for its backward pass. Keep `inference_mode` for code that only ever predicts.
+`evaluate` uses `no_grad`: a module that builds a cache during evaluation (a table computed on first
+use, say) would otherwise cache an inference tensor, and the next training step could not save it for
+its backward pass. Keep `inference_mode` for code that only ever predicts.
 
 ## Two sanity checks before a long run
 
@@ -232,13 +232,12 @@ twenty times does not:
 ```pycon
 >>> _ = torch.manual_seed(0)
 >>> fresh = spiral_classifier()
->>> start = evaluate(fresh, val_batches, cross_entropy)
->>> round(start["loss"], 2), round(math.log(3), 2), abs(start["loss"] - math.log(3)) < 0.05
-(1.12, 1.1, True)
+>>> print(f"ln 3: {math.log(3):.2f}   fresh: {evaluate(fresh, val_batches, cross_entropy)['loss']:.2f}")
+ln 3: 1.10   fresh: 1.12
 >>> with torch.no_grad():
 ...     _ = fresh[-1].weight.mul_(20.0)
->>> evaluate(fresh, val_batches, cross_entropy)["loss"] > 2 * math.log(3)
-True
+>>> print(f"last layer x20: {evaluate(fresh, val_batches, cross_entropy)['loss']:.1f}")
+last layer x20: 2.7
 
 ```
 
@@ -256,10 +255,9 @@ wrong loss input, a learning rate of zero, parameters the optimiser was never gi
 >>> model = spiral_classifier()
 >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
 >>> losses = overfit_one_batch(model, batches[0], cross_entropy, optimizer, steps=100)
->>> round(losses[0], 2), losses[-1] < 0.01
-(1.13, True)
->>> evaluate(model, [batches[0]], cross_entropy)["accuracy"]
-1.0
+>>> {"first loss": round(losses[0], 2), "last loss below 0.01": losses[-1] < 0.01,
+...  "accuracy on the batch": evaluate(model, [batches[0]], cross_entropy)["accuracy"]}
+{'first loss': 1.13, 'last loss below 0.01': True, 'accuracy on the batch': 1.0}
 
 ```
 
@@ -285,8 +283,22 @@ epoch behind the validation loss, which is measured at the end.
 ...               progress_bar=False)
 >>> {name: len(values) for name, values in history.items()}
 {'train_loss': 15, 'val_loss': 15, 'val_accuracy': 15}
->>> history["val_loss"][-1] < history["val_loss"][0], history["val_accuracy"][-1] > 0.9
-(True, True)
+>>> {"validation loss fell": history["val_loss"][-1] < history["val_loss"][0],
+...  "final accuracy above 0.9": history["val_accuracy"][-1] > 0.9}
+{'validation loss fell': True, 'final accuracy above 0.9': True}
+
+```
+
+`fit` trains the model in the mode it finds it, and refuses one left in eval mode (by a validation that
+forgot `train()`, the second trap of [Train vs eval](../../nn/modes/index.md)): dropout would be silently
+off for the whole run.
+
+```pycon
+>>> fit(model.eval(), optimizer, shuffled(0), cross_entropy, epochs=1)
+Traceback (most recent call last):
+...
+ValueError: model is in eval mode (model.training is False): call model.train() before fit
+>>> _ = model.train()
 
 ```
 
@@ -308,8 +320,9 @@ every loss and every weight:
 ...     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
 ...     return fit(net, opt, shuffled(seed), cross_entropy, epochs=2, progress_bar=False), net
 >>> (history_a, net_a), (history_b, net_b) = run(0), run(0)
->>> history_a == history_b, all(torch.equal(a, b) for a, b in zip(net_a.parameters(), net_b.parameters()))
-(True, True)
+>>> {"same history": history_a == history_b,
+...  "same weights": all(torch.equal(a, b) for a, b in zip(net_a.parameters(), net_b.parameters()))}
+{'same history': True, 'same weights': True}
 
 ```
 
@@ -319,37 +332,26 @@ nondeterministic unless you ask for `torch.use_deterministic_algorithms(True)`.
 
 ## Dr. Hammer's traps
 
-!!! hammer "Dr. Hammer's trap: the forgotten `zero_grad`"
-    Dr. Hammer deletes `optimizer.zero_grad()` ("it only clears something"). Backward now adds every new
-    gradient onto all the old ones, so step $t$ follows the sum of all $t$ gradients so far: a momentum
-    that never forgets, with a step that keeps growing. The mechanism is the one
-    [Gradient accumulation](../../tensors/accumulation/index.md) puts to good use; here it is a bug.
+!!! hammer "Dr. Hammer's trap: `zero_grad` after `backward`"
+    Dr. Hammer tidies the loop: he moves `optimizer.zero_grad()` up, right after `loss.backward()`, "to
+    free the gradients as early as possible". Now `step` finds every `.grad` set to `None` and skips every
+    parameter: no error, no warning, and a loss that never moves. The overfit-one-batch check above
+    catches it at once (leaving `zero_grad` out altogether is the opposite bug: the gradients pile up, as
+    the traps of [Gradient accumulation](../../tensors/accumulation/index.md) show).
 
     ```pycon
+    >>> def hammer_step(model, batch, loss_fn, optimizer):
+    ...     loss = loss_fn(model(batch[0]), batch[1])
+    ...     loss.backward()
+    ...     optimizer.zero_grad(set_to_none=True)            # Hammer: one line too early
+    ...     optimizer.step()
+    ...     return loss.item()
     >>> _ = torch.manual_seed(0)
     >>> net = spiral_classifier()
-    >>> w = net[0].weight
-    >>> alone = [torch.autograd.grad(cross_entropy(net(i), t), w)[0] for i, t in batches[:3]]
-    >>> for input, target in batches[:3]:
-    ...     cross_entropy(net(input), target).backward()          # Hammer: no zero_grad in between
-    >>> torch.allclose(w.grad, alone[0] + alone[1] + alone[2])
-    True
-
-    ```
-
-!!! hammer "Dr. Hammer's trap: evaluating in training mode"
-    Dr. Hammer wraps his validation in `torch.no_grad()` and believes he is done. With dropout in the
-    model, every validation pass is a different random network, and the metric jumps about
-    ([Train vs eval](../../nn/modes/index.md) measures how much). `evaluate` switches to eval mode first:
-
-    ```pycon
-    >>> _ = torch.manual_seed(0)
-    >>> dropping = spiral_classifier(dropout=0.3)
-    >>> with torch.no_grad():                                # Hammer: still in training mode
-    ...     hammer = [cross_entropy(dropping(x_val), y_val).item() for _ in range(3)]
-    >>> honest = [evaluate(dropping, val_batches, cross_entropy)["loss"] for _ in range(3)]
-    >>> len(set(hammer)), len(set(honest))
-    (3, 1)
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.2, momentum=0.9)
+    >>> hammer = [hammer_step(net, batches[0], cross_entropy, opt) for _ in range(20)]
+    >>> {"first loss": round(hammer[0], 2), "last loss": round(hammer[-1], 2), "parameters with state": len(opt.state)}
+    {'first loss': 1.13, 'last loss': 1.13, 'parameters with state': 0}
 
     ```
 
@@ -375,33 +377,9 @@ nondeterministic unless you ask for `torch.use_deterministic_algorithms(True)`.
     ...     hammer_total += loss                                 # Hammer: a tensor, graph and all
     ...     honest_total += loss.item()                          # a float
     ...     sizes.append(graph_size(hammer_total))
-    >>> sizes[1] - sizes[0] == sizes[2] - sizes[1] == sizes[3] - sizes[2] > 0
-    True
-    >>> type(hammer_total.grad_fn).__name__, type(honest_total).__name__
-    ('AddBackward0', 'float')
-
-    ```
-
-!!! hammer "Dr. Hammer's trap: `eval()`, and never `train()` again"
-    Dr. Hammer validates mid-training with `model.eval()` and forgets `model.train()`. Nothing crashes:
-    dropout is simply off for the rest of the run, and his training loss falls suspiciously fast
-    ([Train vs eval](../../nn/modes/index.md) shows the two runs part ways). `evaluate` restores every
-    module's own mode on the way out, and `fit` refuses to train a model left in eval mode:
-
-    ```pycon
-    >>> _ = dropping.eval()                                  # Hammer's validation...
-    >>> with torch.no_grad():
-    ...     _ = dropping(x_val)
-    >>> dropping.training                                    # ...and no train() afterwards
-    False
-    >>> fit(dropping, torch.optim.SGD(dropping.parameters(), lr=0.1), batches, cross_entropy, epochs=1)
-    Traceback (most recent call last):
-    ...
-    ValueError: model is in eval mode (model.training is False): call model.train() before fit
-    >>> _ = dropping.train()
-    >>> _ = evaluate(dropping, val_batches, cross_entropy)
-    >>> dropping.training
-    True
+    >>> {"graph grows by the same amount every step": sizes[1] - sizes[0] == sizes[2] - sizes[1] == sizes[3] - sizes[2] > 0,
+    ...  "Hammer's total": type(hammer_total).__name__, "honest total": type(honest_total).__name__}
+    {'graph grows by the same amount every step': True, "Hammer's total": 'Tensor', 'honest total': 'float'}
 
     ```
 
@@ -425,8 +403,8 @@ answers pass:
 ```pycon
 >>> from torchenstein.training.loop import (
 ...     check_fit_keep_best, check_per_class_accuracy, fit_keep_best, per_class_accuracy)
->>> check_per_class_accuracy(per_class_accuracy), check_fit_keep_best(fit_keep_best)
-(None, None)
+>>> check_per_class_accuracy(per_class_accuracy)          # silence: every case passed
+>>> check_fit_keep_best(fit_keep_best)
 
 ```
 """
@@ -478,13 +456,13 @@ def make_spiral(
         ``(n_per_class * num_classes,)``, class by class.
 
     Raises:
-        TypeError: if a count or the seed is not an int, or ``noise`` is not a real number.
-        ValueError: if a count is too small, or ``noise`` is negative.
+        TypeError: if a count or the seed is not an int, or ``noise`` is not a number.
+        ValueError: if a count is too small, or ``noise`` is negative or not finite.
 
     Examples:
         >>> x, y = make_spiral(4, num_classes=2)
-        >>> x.shape, y.tolist()
-        (torch.Size([8, 2]), [0, 0, 0, 0, 1, 1, 1, 1])
+        >>> {"x": tuple(x.shape), "y": y.tolist()}
+        {'x': (8, 2), 'y': [0, 0, 0, 0, 1, 1, 1, 1]}
         >>> make_spiral(num_classes=1)
         Traceback (most recent call last):
         ...
@@ -493,10 +471,7 @@ def make_spiral(
     _check_int("n_per_class", n_per_class, minimum=1)
     _check_int("num_classes", num_classes, minimum=2)
     _check_int("seed", seed, minimum=0)
-    if isinstance(noise, bool) or not isinstance(noise, Real) or math.isnan(noise):
-        raise TypeError(f"noise must be a real number, got {noise!r}")
-    if noise < 0:
-        raise ValueError(f"noise must be at least 0, got {noise!r}")
+    _check_number("noise", noise)
     generator = torch.Generator().manual_seed(seed)
     # The radius starts one step out from the centre: at radius 0 every arm would share one point, with
     # C different labels, and no model could learn it.
@@ -564,8 +539,8 @@ def spiral_classifier(
     Examples:
         >>> spiral_classifier(8)(torch.zeros(5, 2)).shape
         torch.Size([5, 3])
-        >>> len(spiral_classifier(8)), len(spiral_classifier(8, dropout=0.5))
-        (5, 7)
+        >>> {"layers": len(spiral_classifier(8)), "with dropout": len(spiral_classifier(8, dropout=0.5))}
+        {'layers': 5, 'with dropout': 7}
     """
     layers: list[nn.Module] = [Linear(in_features, hidden_features), ReLU()]
     if dropout > 0:
@@ -629,6 +604,7 @@ def manual_sgd_step(params: Iterable[Tensor], lr: float) -> None:
         lr: the learning rate $\gamma$, at least 0.
 
     Raises:
+        TypeError: if ``lr`` is not a number.
         ValueError: if ``lr`` is negative or not finite.
 
     Examples:
@@ -638,8 +614,7 @@ def manual_sgd_step(params: Iterable[Tensor], lr: float) -> None:
         >>> w.detach()
         tensor([0.9000, 2.1000])
     """
-    if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    _check_number("lr", lr)
     # Not a step to differentiate through: without no_grad, autograd refuses to change a leaf in place.
     with torch.no_grad():
         for p in params:
@@ -676,8 +651,8 @@ def evaluate(model: nn.Module, batches: Iterable[Batch], loss_fn: LossFn) -> dic
         ...     _ = net.bias.zero_()
         >>> x, y = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 3.0]]), torch.tensor([0, 1, 0])
         >>> metrics = evaluate(net, [(x[:2], y[:2]), (x[2:], y[2:])], cross_entropy)
-        >>> round(metrics["loss"], 4), round(metrics["accuracy"], 4)
-        (0.8557, 0.6667)
+        >>> {name: round(value, 4) for name, value in metrics.items()}
+        {'loss': 0.8557, 'accuracy': 0.6667}
         >>> evaluate(net, [], cross_entropy)
         Traceback (most recent call last):
         ...
@@ -872,8 +847,8 @@ def graph_size(tensor: Tensor) -> int:
 
     Examples:
         >>> x = torch.ones(2, requires_grad=True)
-        >>> graph_size((x * 2).sum()), graph_size(x.detach())
-        (3, 0)
+        >>> {"(x * 2).sum()": graph_size((x * 2).sum()), "x.detach()": graph_size(x.detach())}
+        {'(x * 2).sum()': 3, 'x.detach()': 0}
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"tensor must be a torch.Tensor, got {type(tensor).__name__}")
@@ -995,8 +970,8 @@ def fit_keep_best(
         >>> data = [(torch.ones(4, 1), torch.zeros(4, 1))]
         >>> best, losses = fit_keep_best(net, torch.optim.SGD(net.parameters(), lr=0.1), data, data,
         ...                              nn.functional.mse_loss, epochs=3)
-        >>> list(best), len(losses)
-        (['weight', 'bias'], 3)
+        >>> {"kept": list(best), "validation losses": len(losses)}
+        {'kept': ['weight', 'bias'], 'validation losses': 3}
     """
     _check_fit(model, epochs)
     best_state: dict[str, Tensor] = {}
@@ -1059,6 +1034,13 @@ def _check_int(name: str, value: object, *, minimum: int) -> None:
         raise TypeError(f"{name} must be an int, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def _check_data(x: object, y: object) -> None:

@@ -17,22 +17,21 @@ r"""
 - tell PyTorch's closed-form schedules from its chainable (recursive) ones, and measure how far the two
   drift apart;
 - drive an optimiser with a schedule two ways: through `LambdaLR`, or by setting `lr` yourself;
-- step a scheduler once per optimizer step, after the optimizer, and resume it without a jolt.
+- step a scheduler once per optimiser step, after the optimiser, and resume it without a jolt.
 
 ## A schedule is a function of the step
 
-An **optimizer step** is one update of the parameters, one call of `optimizer.step()`; an **epoch** is
-one pass over the training data, usually many steps. A **learning-rate schedule** gives the learning
-rate $\gamma_t$ for every step $t = 0, 1, 2, \dots$. Why not keep it constant?
+A **learning-rate schedule** gives the learning rate $\gamma_t$ for every optimiser step
+$t = 0, 1, 2, \dots$ (one call of `optimizer.step()`, many of them per epoch, as in
+[The training loop](../loop/index.md)). Why not keep it constant?
 
 - **Warm-up.** At the start, Adam's second-moment estimate rests on a handful of gradients (see
   [Optimisers from scratch, II](../adam/index.md)), and a freshly initialised network's gradients are
   large and erratic. A ramp of rising learning rate over the first hundreds or thousands of steps keeps
   the first updates from wrecking it; Transformers are almost always trained with one.
-- **Decay.** Large steps travel; small steps settle. At a constant rate the noise of **mini-batch**
-  gradients (each step sees only a slice of the data) keeps the parameters bouncing around a minimum
-  (the Adam lesson's trajectories show the wobble); lowering the rate towards the end lets them come to
-  rest.
+- **Decay.** Large steps travel; small steps settle. At a constant rate the noise of batch gradients
+  (each step sees only one batch of the data) keeps the parameters bouncing around a minimum (the Adam
+  lesson's trajectories show the wobble); lowering the rate towards the end lets them come to rest.
 
 Our schedules are plain Python functions: the step goes in, a float comes out, every other argument is a
 keyword. There is nothing to save, nothing to step and nothing to forget.
@@ -70,11 +69,12 @@ ValueError: total_steps must be larger than warmup_steps=4, got 4
 
 ## Closed form against PyTorch's chain
 
-PyTorch's schedulers are objects that you `step()` once per optimizer step; each keeps a counter,
-`last_epoch` (a step counter, despite its name), and writes `lr` into the optimizer's parameter groups
-(its `param_groups`, met in the [SGD lesson](../sgd/index.md)). Many of them compute the new rate
-**recursively**, from the rate currently in the optimizer: a **chainable** form, designed so that
-several schedulers can act on the same optimizer and compose. For the cosine,
+PyTorch's schedulers are objects that you `step()` once per optimiser step; each keeps a counter,
+`last_epoch` (a step counter, despite its name: after $t$ calls of `step()` it is $t$), and writes `lr`
+into the optimiser's parameter groups (its `param_groups`, met in the [SGD lesson](../sgd/index.md)).
+Many of them compute the new rate **recursively**, from the rate currently in the optimiser: a
+**chainable** form, designed so that several schedulers can act on the same optimiser and compose. For
+the cosine,
 
 $$
 \gamma_t = \gamma_{\min} + (\gamma_{t-1} - \gamma_{\min})\,\frac{1 + \cos(\pi t / T)}{1 + \cos(\pi (t-1)/T)} ,
@@ -125,7 +125,7 @@ StepLR equal: False, within 1e-15: True
 and the two roundings differ in the last bit. None of this matters for training (a relative error of
 $10^{-14}$ in a learning rate is far below any noise), but it decides what "equal" can mean, and the
 tests hold each chain to a stated tolerance while holding the closed forms to the bit. The chain has one
-real consequence: it reads the rate from the optimizer, so whatever wrote a wrong rate there, the chain
+real consequence: it reads the rate from the optimiser, so whatever wrote a wrong rate there, the chain
 carries the error forward, as Dr. Hammer will discover when he resumes.
 
 !!! note "Where it differs from PyTorch"
@@ -136,7 +136,7 @@ carries the error forward, as Dr. Hammer will discover when he resumes.
 
 ## Driving an optimiser with a schedule
 
-**`LambdaLR`** takes a function of the step that returns a *multiplier* of the optimizer's initial `lr`;
+**`LambdaLR`** takes a function of the step that returns a *multiplier* of the optimiser's initial `lr`;
 [`as_multiplier`][torchenstein.training.schedules.as_multiplier] divides our schedule by that
 `base_lr`, and `functools.partial` fixes its keyword arguments. Dividing by `base_lr` and multiplying
 back may round the last bit, so the two agree to $10^{-15}$ relative rather than bitwise.
@@ -244,6 +244,19 @@ ValueError: step must be at most total_steps=40, got 41
 
 ```
 
+Mind the very end. `OneCycleLR` may be stepped `total_steps` times, and after its last step it stands at
+step `total_steps`, one past the end of its last phase, where its formula runs on: the cosine climbs back
+to the rate of step `total_steps - 2`, and the straight line drops below zero. No update uses that rate
+when you step exactly `total_steps` times, but a loop that logs the rate after training, or trains one
+step more (PyTorch raises only at the step after), meets it. `one_cycle` returns the same values:
+
+```pycon
+>>> {strategy: [f"{one_cycle(t, total_steps=40, max_lr=0.1, anneal_strategy=strategy):.2e}" for t in (38, 39, 40)]
+...  for strategy in ("cos", "linear")}
+{'cos': ['3.15e-04', '4.00e-07', '3.15e-04'], 'linear': ['3.57e-03', '4.00e-07', '-3.57e-03']}
+
+```
+
 Here are all of them side by side:
 
 ![Two panels over 100 steps. Left: warm-up then cosine rises in 10 steps to 1 and curves down to 0.1; linear decay falls in a straight line from 1 to 0; step decay drops by a factor of 0.3 every 33 steps; one-cycle rises from 0.04 to 1 by step 30 and curves down to almost 0. Right: one-cycle with cosine and with linear annealing, and three-phase one-cycle, which falls back to 0.04 by step 60 before sinking to almost 0; their momenta, dashed, move opposite to the learning rate between 0.95 and 0.85, the three-phase one holding 0.95 in its last phase.](plot_schedules.svg)
@@ -251,7 +264,7 @@ Here are all of them side by side:
 ## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: stepping the scheduler per micro-batch"
-    Hammer accumulates gradients over 4 micro-batches per optimizer step (see
+    Hammer accumulates gradients over 4 micro-batches per optimiser step (see
     [Gradient accumulation](../../tensors/accumulation/index.md)) and calls `scheduler.step()` beside
     `loss.backward()`, once per micro-batch. His schedule runs four times too fast: the warm-up is over
     in a quarter of the intended steps, and the cosine hits its floor with three quarters of the
@@ -274,19 +287,19 @@ Here are all of them side by side:
     ...     warnings.simplefilter("ignore")              # PyTorch does warn him, about something else
     ...     print(f"per micro-batch:     {lr_per_optimizer_step('per micro-batch')}")
     per micro-batch:     {2: 0.82, 5: 0.97, 25: 0.1, 50: 0.1, 90: 0.1}
-    >>> print(f"per optimizer step:  {lr_per_optimizer_step('per optimizer step')}")
-    per optimizer step:  {2: 0.27, 5: 0.55, 25: 0.94, 50: 0.63, 90: 0.13}
+    >>> print(f"per optimiser step:  {lr_per_optimizer_step('per optimiser step')}")
+    per optimiser step:  {2: 0.27, 5: 0.55, 25: 0.94, 50: 0.63, 90: 0.13}
 
     ```
 
     PyTorch does print a warning here, but about the next trap: his first three scheduler steps come
-    before the first optimizer step. `CosineAnnealingLR` would do even worse than our schedule: it does
-    not stop at its floor but climbs back up, a cosine being periodic. Count the schedule in optimizer
+    before the first optimiser step. `CosineAnnealingLR` would do even worse than our schedule: it does
+    not stop at its floor but climbs back up, a cosine being periodic. Count the schedule in optimiser
     steps, and step the scheduler right after `optimizer.step()`.
 
-!!! hammer "Dr. Hammer's trap: scheduler.step() before optimizer.step()"
+!!! hammer "Dr. Hammer's trap: `scheduler.step()` before `optimizer.step()`"
     Since PyTorch 1.1 a scheduler sets the rate for the *next* step, so it is stepped *after* the
-    optimizer. Hammer's loop does it the other way round. The first value of the schedule is never used,
+    optimiser. Hammer's loop does it the other way round. The first value of the schedule is never used,
     every later one comes a step early, and PyTorch says so, once, in a warning:
 
     ```pycon
@@ -340,11 +353,12 @@ Here are all of them side by side:
     ```
 
 !!! hammer "Dr. Hammer's trap: resuming without the scheduler state"
-    Hammer's checkpoint (see [Preserving your monster's memories](../checkpoints/index.md)) holds
-    the model and the optimizer, not the scheduler. On resume, the fresh scheduler believes it is at step
+    Hammer's checkpoint (the `state_dict`s of his run, met in the [SGD lesson](../sgd/index.md); a later
+    lesson, [Preserving your monster's memories](../checkpoints/index.md), builds complete ones) holds
+    the model and the optimiser, not the scheduler. On resume, the fresh scheduler believes it is at step
     0 and warms up again, and `LinearLR`, being chainable, multiplies the restored rate by its warm-up
     ratios: the rate soars past its peak. Loading the scheduler's `state_dict` too fixes it, but only in
-    the right order. Building a scheduler writes its own first rate into the optimizer, so it must be built
+    the right order. Building a scheduler writes its own first rate into the optimiser, so it must be built
     *before* `optimizer.load_state_dict` restores the saved rate (PyTorch's documentation warns about
     this); built after, it leaves its step-0 rate there, and the chained cosine carries that error to
     the end of training.
@@ -382,7 +396,10 @@ Here are all of them side by side:
 
     ```
 
-    A pure function of the step has no such trap: save the step number, and the schedule is restored.
+    Nor is the constructor's `last_epoch` argument a resume button: it needs an `initial_lr` in every
+    parameter group (a `KeyError` otherwise), and a chainable scheduler built with it trusts whatever rate
+    it finds in the optimiser. Load the `state_dict`. A pure function of the step has none of these traps:
+    save the step number, and the schedule is restored.
 
 ## Challenges
 
@@ -411,7 +428,7 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.figure import Figure
 
 Schedule = Callable[[int], float]
-"""A learning-rate schedule: the learning rate as a function of the optimizer step, from 0."""
+"""A learning-rate schedule: the learning rate as a function of the optimiser step, from 0."""
 
 
 def linear_warmup(step: int, *, warmup_steps: int, base_lr: float) -> float:
@@ -421,7 +438,7 @@ def linear_warmup(step: int, *, warmup_steps: int, base_lr: float) -> float:
     ``base_lr`` at step ``warmup_steps``.
 
     Args:
-        step: the optimizer step ``t``, from 0.
+        step: the optimiser step ``t``, from 0.
         warmup_steps: ``W``, the number of steps on the ramp (0 for none).
         base_lr: the learning rate the ramp climbs to.
 
@@ -429,6 +446,7 @@ def linear_warmup(step: int, *, warmup_steps: int, base_lr: float) -> float:
         The learning rate at ``step``.
 
     Raises:
+        TypeError: if an argument has the wrong type.
         ValueError: if an argument is out of range.
 
     Examples:
@@ -450,7 +468,7 @@ def cosine_decay(step: int, *, total_steps: int, base_lr: float, min_lr: float =
     $t \le T$, and $\gamma_{\min}$ after.
 
     Args:
-        step: the optimizer step ``t``, from 0.
+        step: the optimiser step ``t``, from 0.
         total_steps: ``T``, the step at which the cosine reaches ``min_lr``.
         base_lr: the learning rate at step 0.
         min_lr: the floor.
@@ -459,6 +477,7 @@ def cosine_decay(step: int, *, total_steps: int, base_lr: float, min_lr: float =
         The learning rate at ``step``.
 
     Raises:
+        TypeError: if an argument has the wrong type.
         ValueError: if an argument is out of range.
 
     Examples:
@@ -478,7 +497,7 @@ def linear_decay(step: int, *, total_steps: int, base_lr: float, min_lr: float =
     r"""A straight line from ``base_lr`` at step 0 down to ``min_lr`` at ``total_steps``, then flat.
 
     Args:
-        step: the optimizer step ``t``, from 0.
+        step: the optimiser step ``t``, from 0.
         total_steps: ``T``, the step at which the line reaches ``min_lr``.
         base_lr: the learning rate at step 0.
         min_lr: the floor.
@@ -487,6 +506,7 @@ def linear_decay(step: int, *, total_steps: int, base_lr: float, min_lr: float =
         The learning rate at ``step``.
 
     Raises:
+        TypeError: if an argument has the wrong type.
         ValueError: if an argument is out of range.
 
     Examples:
@@ -505,7 +525,7 @@ def step_decay(step: int, *, step_size: int, base_lr: float, gamma: float = 0.1)
     r"""Multiply the learning rate by ``gamma`` every ``step_size`` steps: $\gamma\,g^{\lfloor t/s \rfloor}$.
 
     Args:
-        step: the optimizer step ``t``, from 0.
+        step: the optimiser step ``t``, from 0.
         step_size: ``s``, the number of steps between drops.
         base_lr: the learning rate before the first drop.
         gamma: ``g``, the factor of each drop.
@@ -514,6 +534,7 @@ def step_decay(step: int, *, step_size: int, base_lr: float, gamma: float = 0.1)
         The learning rate at ``step``.
 
     Raises:
+        TypeError: if an argument has the wrong type.
         ValueError: if an argument is out of range.
 
     Examples:
@@ -534,7 +555,7 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, base_lr: fl
     then reaches ``min_lr`` at ``total_steps`` and stays there.
 
     Args:
-        step: the optimizer step, from 0.
+        step: the optimiser step, from 0.
         warmup_steps: ``W``, the steps on the ramp (0 for a plain cosine).
         total_steps: the step at which the schedule reaches ``min_lr``; larger than ``warmup_steps``.
         base_lr: the peak learning rate.
@@ -544,6 +565,7 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, base_lr: fl
         The learning rate at ``step``.
 
     Raises:
+        TypeError: if an argument has the wrong type.
         ValueError: if an argument is out of range, or ``total_steps <= warmup_steps``.
 
     Examples:
@@ -565,13 +587,14 @@ def as_multiplier(schedule: Schedule, base_lr: float) -> Schedule:
 
     Args:
         schedule: a function of the step returning a learning rate.
-        base_lr: the optimizer's ``lr``, which ``LambdaLR`` multiplies by the multiplier.
+        base_lr: the optimiser's ``lr``, which ``LambdaLR`` multiplies by the multiplier.
 
     Returns:
         A function of the step.
 
     Raises:
-        ValueError: if ``base_lr`` is not a positive number.
+        TypeError: if ``base_lr`` is not a number.
+        ValueError: if ``base_lr`` is not a finite number > 0.
 
     Examples:
         >>> from functools import partial
@@ -581,7 +604,7 @@ def as_multiplier(schedule: Schedule, base_lr: float) -> Schedule:
     """
     _check_lr("base_lr", base_lr)
     if base_lr == 0:
-        raise ValueError("base_lr must be positive to divide by it, got 0")
+        raise ValueError(f"base_lr must be a finite number > 0 to divide by it, got {base_lr!r}")
     return lambda step: schedule(step) / base_lr
 
 
@@ -644,7 +667,7 @@ def one_cycle(
     rises, falls back to ``initial_lr`` symmetrically, and only then anneals to ``min_lr``.
 
     Args:
-        step: the optimizer step, from 0 to ``total_steps`` (the last value is where PyTorch's scheduler
+        step: the optimiser step, from 0 to ``total_steps`` (the last value is where PyTorch's scheduler
             stands after the final step; no update uses it).
         total_steps: the length of the cycle.
         max_lr: the peak learning rate.
@@ -658,6 +681,7 @@ def one_cycle(
         The learning rate at ``step``.
 
     Raises:
+        TypeError: if an argument has the wrong type.
         ValueError: if an argument is out of range, or ``pct_start`` leaves a phase with no length.
 
     Examples:
@@ -667,8 +691,9 @@ def one_cycle(
     _check_one_cycle(step, total_steps, pct_start, anneal_strategy, three_phase)
     _check_lr("max_lr", max_lr)
     for name, factor in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
-            raise ValueError(f"{name} must be a positive number, got {factor!r}")
+        _check_lr(name, factor)
+        if factor == 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {factor!r}")
     initial_lr = max_lr / div_factor
     min_lr = initial_lr / final_div_factor
     # (start, end) learning rate of each phase.
@@ -696,7 +721,7 @@ def one_cycle_momentum(
     ``OneCycleLR`` writes it into SGD's ``momentum`` or Adam's first beta.
 
     Args:
-        step: the optimizer step, from 0 to ``total_steps``.
+        step: the optimiser step, from 0 to ``total_steps``.
         total_steps: the length of the cycle.
         pct_start: the fraction of the steps in the first phase.
         anneal_strategy: ``"cos"`` or ``"linear"``.
@@ -708,6 +733,7 @@ def one_cycle_momentum(
         The momentum at ``step``.
 
     Raises:
+        TypeError: if an argument has the wrong type.
         ValueError: if an argument is out of range.
 
     Examples:
@@ -716,7 +742,8 @@ def one_cycle_momentum(
     """
     _check_one_cycle(step, total_steps, pct_start, anneal_strategy, three_phase)
     for name, value in (("base_momentum", base_momentum), ("max_momentum", max_momentum)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        _check_lr(name, value)
+        if value > 1:
             raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     phases = [(max_momentum, base_momentum), (base_momentum, max_momentum), (max_momentum, max_momentum)]
     phase, pct = _one_cycle_phase(step, total_steps, pct_start, three_phase)
@@ -746,7 +773,7 @@ def plot_schedules(*, total_steps: int = 100) -> Figure:
     fig, (left, right) = new_figure(1, 2, width=10.0, height=3.6)
     for name, schedule in schedules.items():
         left.plot(list(steps), [schedule(t) for t in steps], linewidth=1.8, label=name)
-    left.set_xlabel("optimizer step")
+    left.set_xlabel("optimiser step")
     left.set_ylabel("learning rate / peak")
     left.set_title("schedules")
     left.legend(fontsize=8)
@@ -761,7 +788,7 @@ def plot_schedules(*, total_steps: int = 100) -> Figure:
                    color=color, linewidth=1.8, label=f"lr, {name}")
         momentum_axis.plot(list(steps), [one_cycle_momentum(t, total_steps=total_steps, **options) for t in steps],
                            color=color, linewidth=1.0, linestyle="--")
-    right.set_xlabel("optimizer step")
+    right.set_xlabel("optimiser step")
     right.set_ylabel("learning rate / max_lr (solid)")
     momentum_axis.set_ylabel("momentum (dashed)")
     right.set_title("one-cycle: learning rate and momentum")
@@ -859,19 +886,25 @@ def check_cosine_warm_restarts(candidate: Callable[..., float]) -> None:
 # Argument checks, kept here so the ideas above read first.
 
 
+# The same rules as the other lessons of this part: a wrong type is a TypeError, a wrong value a ValueError.
+
+
 def _check_step(step: object) -> None:
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step!r}")
+    _check_count("step", step, minimum=0)
 
 
 def _check_count(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
 
 
 def _check_lr(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def _check_one_cycle(step: object, total_steps: object, pct_start: object, anneal_strategy: object,
@@ -880,8 +913,12 @@ def _check_one_cycle(step: object, total_steps: object, pct_start: object, annea
     _check_count("total_steps", total_steps, minimum=1)
     if step > total_steps:
         raise ValueError(f"step must be at most total_steps={total_steps}, got {step}")
-    if isinstance(pct_start, bool) or not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+    if not isinstance(pct_start, float):  # OneCycleLR insists on a float too
+        raise TypeError(f"pct_start must be a float, got {pct_start!r}")
+    if not 0 <= pct_start <= 1:
         raise ValueError(f"pct_start must be a float in [0, 1], got {pct_start!r}")
+    if not isinstance(three_phase, bool):
+        raise TypeError(f"three_phase must be a bool, got {three_phase!r}")
     if anneal_strategy not in ("cos", "linear"):
         raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
     # A phase of zero length would divide by zero (PyTorch raises ZeroDivisionError there).
