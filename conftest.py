@@ -9,7 +9,7 @@ from hypothesis import settings
 # Property tests draw the same examples on every run and every machine: a red build is reproducible.
 settings.register_profile("course", derandomize=True, deadline=None, database=None, max_examples=60)
 # CI runs the same properties on fewer examples, to keep the whole suite inside its time budget.
-settings.register_profile("ci", parent=settings.get_profile("course"), max_examples=20)
+settings.register_profile("ci", parent=settings.get_profile("course"), max_examples=10)
 settings.load_profile("ci" if os.environ.get("CI") else "course")
 
 os.environ.setdefault("MPLBACKEND", "Agg")

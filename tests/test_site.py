@@ -3,6 +3,7 @@ and the site loads nothing from another host."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -70,7 +71,9 @@ class Page(HTMLParser):
             self.h1[-1] += data
 
 
+@functools.cache
 def page_of(site: Path, url: str) -> Page:
+    """A built page, parsed once however many tests look at it (the tests only read it)."""
     return Page(site / url / "index.html")
 
 
