@@ -103,6 +103,8 @@ COURSE_PATH_MARKER = "<!-- course-path -->"
 def on_startup(command: str, dirty: bool) -> None:
     """Remember whether this is ``mkdocs serve``, whose rebuilds reuse unchanged pages."""
     rendercache.serving = command == "serve"
+    if rendercache.serving:
+        rendercache.remember_search_entries()
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:

@@ -9,6 +9,7 @@ itself: the cache is for the preview alone.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 
@@ -89,3 +90,30 @@ def reuse_or_record(page, page_key: str, autorefs) -> None:
         _PAGES[uri] = (page_key, Rendered(page.content, page.toc, page._title_from_render, page.present_anchor_ids, anchors))
 
     page.render = record
+
+
+def remember_search_entries() -> None:
+    """While serving, index a page for search again only when its HTML changed.
+
+    Material's search plugin parses every page's HTML on every build, a good share of a rebuild. This
+    wraps its indexer, once per process, so a page whose HTML is unchanged gets its earlier entries.
+    """
+    try:
+        from material.plugins.search.plugin import SearchIndex
+    except ImportError:  # pragma: no cover - another theme: nothing to remember
+        return
+    index_page = SearchIndex.add_entry_from_context
+    if getattr(index_page, "remembers", False):
+        return
+    remembered: dict[tuple[str, str], list[dict]] = {}
+
+    def add_entry_from_context(self, page) -> None:
+        page_key = (page.url, key(page.content or "", str(page.title), repr(page.meta.get("search"))))
+        if page_key not in remembered:
+            before = len(self.entries)
+            index_page(self, page)
+            remembered[page_key] = copy.deepcopy(self.entries[before:])
+        self.entries.extend(copy.deepcopy(remembered[page_key]))
+
+    add_entry_from_context.remembers = True
+    SearchIndex.add_entry_from_context = add_entry_from_context
