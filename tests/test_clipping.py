@@ -402,8 +402,10 @@ def test_clipping_by_value_changes_the_direction_and_by_norm_does_not():
         (lambda: adaptive_clip_grad_([], eps=-1.0), ValueError, "eps must be positive, got -1.0"),
         (lambda: repeated_weight_run(0.0), ValueError, "lr must be a positive number, got 0.0"),
         (lambda: repeated_weight_run(0.1, -1.0), ValueError, "max_norm must be at least 0, got -1.0"),
-        (lambda: repeated_weight_run(0.1, steps=0), ValueError, "steps must be an int of at least 1, got 0"),
-        (lambda: repeated_weight_run(0.1, seed=-1), ValueError, "seed must be an int of at least 0, got -1"),
+        (lambda: repeated_weight_run(0.1, steps=0), ValueError, "steps must be at least 1, got 0"),
+        (lambda: repeated_weight_run(0.1, seed=-1), ValueError, "seed must be at least 0, got -1"),
+        (lambda: repeated_weight_run(0.1, depth=2.0), TypeError, "depth must be an int, got 2.0"),
+        (lambda: repeated_weight_run("0.1"), TypeError, "lr must be a real number, got '0.1'"),
     ],
 )
 def test_bad_arguments_are_named(call, error, match):
@@ -518,21 +520,6 @@ def test_clipping_each_parameter_alone_changes_the_direction():
     hammer = torch.cat([p.grad.flatten() for p in alone])
     torch.testing.assert_close(cosine(together, original, dim=0), torch.tensor(1.0, dtype=torch.float64))
     assert cosine(hammer, original, dim=0) < 0.99
-
-
-def test_clipping_the_scaled_gradient_clips_far_too_hard():
-    scale = 2.0**12
-    params = _params([(4,), (3,)], [torch.float32], none_every=0, scale=scale)
-    twin = _twin(params)
-    clip_grad_norm_(params, 1.0)  # Hammer: clip, then unscale
-    for p in params:
-        p.grad.div_(scale)
-    for p in twin:  # unscale, then clip
-        p.grad.div_(scale)
-    true_norm = get_total_norm([p.grad for p in twin])
-    clip_grad_norm_(twin, 1.0)
-    assert get_total_norm([p.grad for p in params]).item() == pytest.approx(1.0 / scale, rel=1e-4)
-    assert get_total_norm([p.grad for p in twin]).item() == pytest.approx(min(true_norm.item(), 1.0), rel=1e-4)
 
 
 # Challenges

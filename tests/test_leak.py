@@ -39,7 +39,8 @@ from torchenstein.training.leak import (
     with_collection_ids,
 )
 
-SEEDS = range(4)
+# Seed 0 is the page's own (its doctests print those scores); the tests add three more.
+SEEDS = range(1, 4)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,7 @@ def _random_split_indices(n, fractions, seed):
     return [list(part.indices) for part in parts]
 
 
-@settings(max_examples=60)
+@settings(max_examples=30)
 @given(
     n=st.integers(0, 300),
     weights=st.lists(st.integers(0, 20), min_size=1, max_size=5).filter(lambda w: sum(w) > 0),
@@ -97,18 +98,18 @@ def test_split_indices_uses_the_global_generator_by_default():
 
 
 @pytest.mark.parametrize(
-    ("n", "fractions", "match"),
+    ("n", "fractions", "error", "match"),
     [
-        (-1, (1.0,), "n must be a non-negative int, got -1"),
-        (2.5, (1.0,), "n must be a non-negative int, got 2.5"),
-        (10, (), r"fractions must be numbers in \[0, 1\], got \(\)"),
-        (10, (1.5, -0.5), r"fractions must be numbers in \[0, 1\]"),
-        (10, ("0.5", 0.5), r"fractions must be numbers in \[0, 1\]"),
-        (10, (0.5, 0.4), r"fractions must sum to 1, got \(0.5, 0.4\) \(sum 0.9\)"),
+        (-1, (1.0,), ValueError, "n must be at least 0, got -1"),
+        (2.5, (1.0,), TypeError, "n must be an int, got 2.5"),
+        (10, (), ValueError, r"fractions must be numbers in \[0, 1\], got \(\)"),
+        (10, (1.5, -0.5), ValueError, r"fractions must be numbers in \[0, 1\]"),
+        (10, ("0.5", 0.5), TypeError, r"fractions must be numbers in \[0, 1\]"),
+        (10, (0.5, 0.4), ValueError, r"fractions must sum to 1, got \(0.5, 0.4\) \(sum 0.9\)"),
     ],
 )
-def test_split_indices_errors(n, fractions, match):
-    with pytest.raises(ValueError, match=match):
+def test_split_indices_errors(n, fractions, error, match):
+    with pytest.raises(error, match=match):
         split_indices(n, fractions)
 
 
@@ -234,7 +235,7 @@ def test_nearest_neighbour_and_augment():
     assert torch.equal(xa[:20], train_x) and torch.equal(ya, train_y.repeat(3))
     assert 0 < (xa[20:40] - train_x).abs().max() < 0.5
     assert torch.equal(augment(train_x, train_y, seed=1)[0], xa)  # seeded
-    with pytest.raises(ValueError, match="copies must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="copies must be at least 1, got 0"):
         augment(train_x, train_y, copies=0)
 
 
@@ -247,15 +248,17 @@ def test_make_specimens_is_seeded_and_validated():
     assert not torch.equal(make_specimens(100, seed=6)[0], a[0])
     x, y = make_specimens(30, n_informative=0, n_noise=3, n_classes=2, label_noise=0.0)
     assert x.shape == (30, 3) and x.dtype == torch.float32 and set(y.tolist()) <= {0, 1}
-    for kwargs, match in [
-        ({"n_samples": 0}, "n_samples must be an int of at least 1, got 0"),
-        ({"n_classes": 1}, "n_classes must be an int of at least 2, got 1"),
-        ({"n_informative": 0, "n_noise": 0}, "cannot both be 0"),
-        ({"n_noise": -1}, "n_noise must be an int of at least 0, got -1"),
-        ({"label_noise": 1.5}, r"label_noise must be a number in \[0, 1\], got 1.5"),
-        ({"separation": -1.0}, "separation must be a non-negative number, got -1.0"),
+    for kwargs, error, match in [
+        ({"n_samples": 0}, ValueError, "n_samples must be at least 1, got 0"),
+        ({"n_samples": 10.0}, TypeError, "n_samples must be an int, got 10.0"),
+        ({"n_classes": 1}, ValueError, "n_classes must be at least 2, got 1"),
+        ({"n_informative": 0, "n_noise": 0}, ValueError, "cannot both be 0"),
+        ({"n_noise": -1}, ValueError, "n_noise must be at least 0, got -1"),
+        ({"label_noise": 1.5}, ValueError, r"label_noise must be a number in \[0, 1\], got 1.5"),
+        ({"label_noise": "0.1"}, TypeError, "label_noise must be a real number, got '0.1'"),
+        ({"separation": -1.0}, ValueError, "separation must be a non-negative number, got -1.0"),
     ]:
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(error, match=match):
             make_specimens(**kwargs)
 
 

@@ -384,10 +384,10 @@ def test_nan_outbreak_run_guarded_and_not():
     assert guarded["loss"][-1] < guarded["loss"][9] < guarded["loss"][0]
     never = nan_outbreak_run(False, steps=5, bad_step=7)
     assert never == nan_outbreak_run(True, steps=5, bad_step=7)
-    for kwargs, match in (({"steps": 0}, "steps must be an int of at least 1, got 0"),
-                          ({"bad_step": -1}, "bad_step must be an int of at least 0, got -1"),
-                          ({"seed": 1.5}, "seed must be an int of at least 0, got 1.5")):
-        with pytest.raises(ValueError, match=match):
+    for kwargs, error, match in (({"steps": 0}, ValueError, "steps must be at least 1, got 0"),
+                                 ({"bad_step": -1}, ValueError, "bad_step must be at least 0, got -1"),
+                                 ({"seed": 1.5}, TypeError, "seed must be an int, got 1.5")):
+        with pytest.raises(error, match=match):
             nan_outbreak_run(True, **kwargs)
 
 

@@ -17,7 +17,7 @@ r"""
   a single tensor, a generator read once, no gradients at all, `inf` and `NaN`, mixed dtypes) and prove
   them equal to `torch.nn.utils`;
 - watch clipping rescue a run that explodes, and read per-layer gradient norms and activation statistics;
-- clip at the right moment, once, on the whole unscaled gradient.
+- clip at the right moment, once, on the whole gradient.
 
 ## Why gradients explode
 
@@ -43,9 +43,12 @@ the same disease in the other direction):
 ...     for _ in range(depth):
 ...         h = (a * q) @ h                                # the same weight, fifty times
 ...     (h * v).sum().backward()
-...     return f"{x.grad.norm().item():.3g}"
->>> {a: input_gradient_norm(a) for a in (0.9, 1.0, 1.1)}, f"{1.1 ** 50:.3g}"
-({0.9: '0.00515', 1.0: '1', 1.1: '117'}, '117')
+...     return x.grad.norm().item()
+>>> for a in (0.9, 1.0, 1.1):
+...     print(f"a = {a}: gradient length {input_gradient_norm(a):.3g}, a ** 50 = {a ** 50:.3g}")
+a = 0.9: gradient length 0.00515, a ** 50 = 0.00515
+a = 1.0: gradient length 1, a ** 50 = 1
+a = 1.1: gradient length 117, a ** 50 = 117
 
 ```
 
@@ -84,8 +87,9 @@ function as `torch.nn.utils.get_total_norm`):
 >>> flat = torch.cat([g.flatten() for g in grads])        # the long vector, (24,)
 >>> for p in (2.0, 1.0, 3.0, 0.5, float("inf"), -float("inf")):
 ...     torch.testing.assert_close(get_total_norm(grads, p), torch.linalg.vector_norm(flat, p))
->>> get_total_norm(grads, 0.0), torch.linalg.vector_norm(flat, 0.0)   # tensors, not entries
-(tensor(2.), tensor(15.))
+>>> print(f"p = 0: norm of norms {get_total_norm(grads, 0.0).item():g} (tensors), "
+...       f"norm of the long vector {torch.linalg.vector_norm(flat, 0.0).item():g} (entries)")
+p = 0: norm of norms 2 (tensors), norm of the long vector 15 (entries)
 
 ```
 
@@ -115,15 +119,16 @@ gradient already shorter than `max_norm` is multiplied by exactly 1. The functio
 >>> before = [p.grad.clone() for p in model.parameters()]
 >>> ours = clip_grad_norm_(model.parameters(), max_norm=1.0)
 >>> theirs = torch.nn.utils.clip_grad_norm_(twin.parameters(), max_norm=1.0)
->>> torch.equal(ours, theirs), ours.dtype
-(True, torch.float32)
->>> all(torch.equal(a.grad, b.grad) for a, b in zip(model.parameters(), twin.parameters()))
-True
->>> round(get_total_norm([p.grad for p in model.parameters()]).item(), 4)     # after clipping
-1.0
+>>> print(f"returned norm {ours.item():.4f} ({ours.dtype}), same as PyTorch's: {torch.equal(ours, theirs)}")
+returned norm 52.7754 (torch.float32), same as PyTorch's: True
+>>> print("same clipped gradients:", all(torch.equal(a.grad, b.grad) for a, b in zip(model.parameters(), twin.parameters())))
+same clipped gradients: True
+>>> print(f"norm after clipping: {get_total_norm([p.grad for p in model.parameters()]).item():.4f}")
+norm after clipping: 1.0000
 >>> c = model[0].weight.grad / before[0]                                       # one coefficient for all
->>> bool(torch.allclose(c, c.flatten()[0])), round(c.flatten()[0].item() * ours.item(), 4)
-(True, 1.0)
+>>> print(f"one coefficient everywhere: {torch.allclose(c, c.flatten()[0])}, "
+...       f"coefficient * norm: {c.flatten()[0].item() * ours.item():.4f}")
+one coefficient everywhere: True, coefficient * norm: 1.0000
 
 ```
 
@@ -151,8 +156,9 @@ Real parameter lists are untidy, and PyTorch's rules for them are worth knowing 
 >>> frozen = torch.zeros(3, requires_grad=True)              # .grad is None
 >>> w = torch.zeros(2, requires_grad=True)
 >>> w.grad = torch.tensor([3.0, 4.0])
->>> clip_grad_norm_([frozen, w], max_norm=1.0), frozen.grad, w.grad
-(tensor(5.), None, tensor([0.6000, 0.8000]))
+>>> norm = clip_grad_norm_([frozen, w], max_norm=1.0)
+>>> print(f"norm before: {norm}, frozen.grad: {frozen.grad}, w.grad: {w.grad}")
+norm before: 5.0, frozen.grad: None, w.grad: tensor([0.6000, 0.8000])
 >>> clip_grad_norm_(w, max_norm=0.5)                       # one tensor; the norm before clipping
 tensor(1.0000)
 >>> clip_grad_norm_([frozen], max_norm=1.0)                 # nothing to clip
@@ -164,8 +170,9 @@ tensor(0.)
 >>> print(caught[0].message)
 `parameters` is an empty generator, no gradient clipping will occur.
 >>> w.grad = torch.tensor([float("inf"), 4.0])
->>> clip_grad_norm_(w, max_norm=1.0), w.grad
-(tensor(inf), tensor([nan, 0.]))
+>>> norm = clip_grad_norm_(w, max_norm=1.0)
+>>> print(f"norm before: {norm}, w.grad after: {w.grad}")
+norm before: inf, w.grad after: tensor([nan, 0.])
 >>> w.grad = torch.tensor([float("nan"), 4.0])
 >>> clip_grad_norm_(w, max_norm=1.0, error_if_nonfinite=True)
 Traceback (most recent call last):
@@ -202,8 +209,9 @@ norm becomes `inf`, the coefficient 0, and every gradient is wiped out, in PyTor
 65504.0
 >>> h = torch.zeros(10_000, dtype=torch.float16, requires_grad=True)
 >>> h.grad = torch.full((10_000,), 1000.0, dtype=torch.float16)
->>> torch.nn.utils.clip_grad_norm_(h, max_norm=1.0), h.grad.abs().max()
-(tensor(inf, dtype=torch.float16), tensor(0., dtype=torch.float16))
+>>> norm = torch.nn.utils.clip_grad_norm_(h, max_norm=1.0)
+>>> print(f"norm: {norm.item()} ({norm.dtype}), largest gradient left: {h.grad.abs().max().item()}")
+norm: inf (torch.float16), largest gradient left: 0.0
 >>> h.grad = torch.full((10_000,), 1000.0, dtype=torch.float16)
 >>> n = get_total_norm([h.grad.float()])                     # measure in float32 instead
 >>> print(f"norm: {n.item():.5g}, after scaling: {h.grad.float().mul(1.0 / (n + 1e-6)).norm().item():.4f}")
@@ -230,16 +238,17 @@ small ones survive, so the **direction changes**; norm clipping only ever shorte
 >>> original = a.grad.clone()
 >>> clip_grad_value_(a, clip_value=1.0)
 >>> _ = clip_grad_norm_(b, max_norm=1.0)
->>> a.grad, b.grad
-(tensor([ 1.0000,  1.0000, -0.1000]), tensor([ 0.9950,  0.0995, -0.0099]))
+>>> print(f"by value: {a.grad}\nby norm:  {b.grad}")
+by value: tensor([ 1.0000,  1.0000, -0.1000])
+by norm:  tensor([ 0.9950,  0.0995, -0.0099])
 >>> cosine = torch.nn.functional.cosine_similarity
 >>> print(f"by value: {cosine(a.grad, original, dim=0):.4f}, by norm: {cosine(b.grad, original, dim=0):.4f}")
 by value: 0.7727, by norm: 1.0000
 >>> t = torch.zeros(3, requires_grad=True)
 >>> t.grad = original.clone()
 >>> torch.nn.utils.clip_grad_value_(t, clip_value=1.0)
->>> torch.equal(t.grad, a.grad)
-True
+>>> print("same as PyTorch's clip_grad_value_:", torch.equal(t.grad, a.grad))
+same as PyTorch's clip_grad_value_: True
 
 ```
 
@@ -255,15 +264,15 @@ learning rate now trains.
 
 ```pycon
 >>> from torchenstein.training.clipping import repeated_weight_run
->>> def show(run, steps=4):
-...     return [f"{value:.2g}" for value in run["grad_norm"][:steps]]
->>> show(repeated_weight_run(0.01)), show(repeated_weight_run(0.04))
-(['71', '4.2', '3.4', '3.1'], ['71', '8.1e+03', 'nan', 'nan'])
->>> repeated_weight_run(0.04, steps=3)["loss"][2]
-inf
->>> clipped = repeated_weight_run(0.04, max_norm=1.0)
->>> show(clipped), f"{clipped['loss'][0]:.2g} -> {clipped['loss'][-1]:.2g}"
-(['71', '37', '19', '11'], '5.4 -> 0.016')
+>>> runs = {"lr 0.01": repeated_weight_run(0.01), "lr 0.04": repeated_weight_run(0.04),
+...         "lr 0.04, clipped": repeated_weight_run(0.04, max_norm=1.0)}
+>>> for name, run in runs.items():
+...     norms = ", ".join(f"{value:.2g}" for value in run["grad_norm"][:4])
+...     losses = ", ".join(f"{value:.2g}" for value in run["loss"][:3])
+...     print(f"{name:17} first norms: {norms:22} first losses: {losses:14} last loss: {run['loss'][-1]:.2g}")
+lr 0.01           first norms: 71, 4.2, 3.4, 3.1      first losses: 5.4, 1.2, 1.1  last loss: 0.23
+lr 0.04           first norms: 71, 8.1e+03, nan, nan  first losses: 5.4, 6e+02, inf last loss: nan
+lr 0.04, clipped  first norms: 71, 37, 19, 11         first losses: 5.4, 3.3, 2.2  last loss: 0.016
 
 ```
 
@@ -296,11 +305,12 @@ initialisation, which [Linear layers](../../nn/linear/index.md) showed shrinks t
 >>> report = gradient_report(deep)
 >>> {name: float(f"{norm:.3g}") for name, norm in report.items() if name.endswith("weight")}
 {'0.weight': 0.0032, '2.weight': 0.00402, '4.weight': 0.00502, '6.weight': 0.00473, '8.weight': 0.00815, '10.weight': 0.0147, '12.weight': 0.0585}
->>> round(report["12.weight"] / report["0.weight"])         # last layer against first
-18
+>>> print(f"last layer's weight gradient / first layer's: {report['12.weight'] / report['0.weight']:.0f}")
+last layer's weight gradient / first layer's: 18
 >>> total = clip_grad_norm_(deep.parameters(), max_norm=float("inf"))   # inf: measure, do not clip
->>> math.isclose(math.sqrt(sum(n * n for n in report.values())), total.item(), rel_tol=1e-5)
-True
+>>> from_report = math.sqrt(sum(n * n for n in report.values()))
+>>> print(f"total norm {total.item():.4f}, from the report {from_report:.4f}")
+total norm 0.1411, from the report 0.1411
 >>> stats = activation_stats(deep, x)
 >>> {name: round(s["std"], 2) for name, s in stats.items() if int(name) % 2 == 0 and name != "12"}
 {'0': 0.6, '2': 0.26, '4': 0.15, '6': 0.1, '8': 0.09, '10': 0.12}
@@ -335,7 +345,9 @@ normalisation; the report is how you find out which disease you have.
     worse, last step's stale gradients), and `backward` then writes the full, unclipped gradient. Clipping
     after `optimizer.step()` is just as useless: the weights have already moved. The only place is
     between the two; with gradient accumulation, after the *last* micro-batch's `backward` (see
-    [Gradient accumulation](../../tensors/accumulation/index.md)).
+    [Gradient accumulation](../../tensors/accumulation/index.md)); and when the loss was multiplied by a
+    scale before `backward`, after the gradients are divided by it again (the mixed-precision lesson
+    shows what clipping the scaled gradients does).
 
     ```pycon
     >>> def one_step(order, lr=0.1):
@@ -394,31 +406,6 @@ normalisation; the report is how you find out which disease you have.
 
     ```
 
-!!! hammer "Dr. Hammer's trap: clipping a scaled gradient"
-    Some training recipes multiply the loss by a large constant before `backward` (to keep tiny
-    gradients from underflowing in low precision) and divide the gradients by it again before the step.
-    Dr. Hammer clips *between* the two: he clips the scaled gradient, 1024 times too long, so his
-    `max_norm=1` is really a `max_norm` of 1/1024. Unscale first, then clip.
-
-    ```pycon
-    >>> def scaled_step(unscale_first, scale=1024.0):
-    ...     _ = torch.manual_seed(0)
-    ...     layer = nn.Linear(4, 1)
-    ...     (scale * (layer(torch.randn(8, 4)) - 3).square().mean()).backward()
-    ...     grads = [p.grad for p in layer.parameters()]
-    ...     if unscale_first:
-    ...         for g in grads:
-    ...             g.div_(scale)
-    ...     clip_grad_norm_(layer.parameters(), max_norm=1.0)
-    ...     if not unscale_first:
-    ...         for g in grads:
-    ...             g.div_(scale)
-    ...     return round(get_total_norm(grads).item(), 4)
-    >>> print(f"Hammer: {scaled_step(False)}, unscaled first: {scaled_step(True)}")
-    Hammer: 0.001, unscaled first: 1.0
-
-    ```
-
 !!! hammer "Dr. Hammer's trap: a generator spent twice"
     Dr. Hammer keeps `params = model.parameters()` in a variable and hands it to the optimizer, which
     reads the generator to the end. His later `clip_grad_norm_(params, 1.0)` receives an empty generator
@@ -433,10 +420,11 @@ normalisation; the report is how you find out which disease you have.
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     norm = clip_grad_norm_(params, max_norm=1.0)
-    >>> norm, len(caught), round(get_total_norm(layer.weight.grad).item(), 1)
-    (tensor(0.), 1, 346.4)
-    >>> clip_grad_norm_(layer.parameters(), max_norm=1.0) > 1
-    tensor(True)
+    >>> print(f"the spent generator saw norm {norm.item()}, warnings: {len(caught)}, "
+    ...       f"weight gradient left unclipped: {get_total_norm(layer.weight.grad).item():.1f}")
+    the spent generator saw norm 0.0, warnings: 1, weight gradient left unclipped: 346.4
+    >>> print(f"a fresh layer.parameters() sees norm {clip_grad_norm_(layer.parameters(), max_norm=1.0).item():.1f}")
+    a fresh layer.parameters() sees norm 400.0
 
     ```
 
@@ -657,6 +645,7 @@ def repeated_weight_run(
         ``nan`` and ``inf`` once the run has blown up.
 
     Raises:
+        TypeError: if ``lr`` is not a number or a size not an int.
         ValueError: if a size or ``lr`` is out of range, or ``max_norm`` is negative.
 
     Examples:
@@ -1058,11 +1047,15 @@ def _check_module(model: object) -> None:
 
 
 def _check_run(lr: object, max_norm: object, **sizes: object) -> None:
-    if isinstance(lr, bool) or not isinstance(lr, Real) or not lr > 0:
+    if isinstance(lr, bool) or not isinstance(lr, Real):
+        raise TypeError(f"lr must be a real number, got {lr!r}")
+    if not lr > 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if max_norm is not None:
         _check_bound("max_norm", max_norm)
     for name, value in sizes.items():
         minimum = 0 if name == "seed" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < minimum:
+            raise ValueError(f"{name} must be at least {minimum}, got {value!r}")

@@ -46,10 +46,10 @@ dimension and returns, for index $i$, the tuple of their $i$-th rows, exactly as
 >>> from torchenstein.training.data import TensorDataset
 >>> x, y = torch.arange(12.0).reshape(6, 2), torch.tensor([0, 1, 0, 1, 1, 0])
 >>> ours, theirs = TensorDataset(x, y), data.TensorDataset(x, y)
->>> len(ours), ours[4]
-(6, (tensor([8., 9.]), tensor(1)))
->>> all(torch.equal(a, b) for a, b in zip(ours[4], theirs[4]))
-True
+>>> print(f"length: {len(ours)}, sample 4: {ours[4]}")
+length: 6, sample 4: (tensor([8., 9.]), tensor(1))
+>>> print("same as PyTorch's:", all(torch.equal(a, b) for a, b in zip(ours[4], theirs[4])))
+same as PyTorch's: True
 >>> TensorDataset(x, y[:5])
 Traceback (most recent call last):
 ...
@@ -67,8 +67,8 @@ for item 17; the loader simply takes the next items. The `DataLoader` tells the 
 ```pycon
 >>> from torchenstein.training.data import RangeStream
 >>> stream = RangeStream(3, 8)
->>> list(stream), len(stream), isinstance(stream, data.IterableDataset)
-([3, 4, 5, 6, 7], 5, True)
+>>> print(f"items: {list(stream)}, length: {len(stream)}, an IterableDataset: {isinstance(stream, data.IterableDataset)}")
+items: [3, 4, 5, 6, 7], length: 5, an IterableDataset: True
 
 ```
 
@@ -150,14 +150,14 @@ index plus one, and whose target is their length:
 tensor([[1, 1, 0, 0],
         [2, 2, 2, 2],
         [3, 0, 0, 0]])
->>> lengths, targets
-(tensor([2, 4, 1]), tensor([2, 4, 1]))
+>>> print(f"lengths: {lengths}, targets: {targets}")
+lengths: tensor([2, 4, 1]), targets: tensor([2, 4, 1])
 >>> mask.int()
 tensor([[1, 1, 0, 0],
         [1, 1, 1, 1],
         [1, 0, 0, 0]], dtype=torch.int32)
->>> torch.equal(padded, pad_sequence([sequences[i][0] for i in range(3)], batch_first=True))
-True
+>>> print("same as pad_sequence:", torch.equal(padded, pad_sequence([sequences[i][0] for i in range(3)], batch_first=True)))
+same as pad_sequence: True
 
 ```
 
@@ -190,8 +190,8 @@ An `IterableDataset` skips the samplers: the loader takes `batch_size` items at 
 ...     print(f"epoch {epoch}: {mine}, same as PyTorch's: {mine == batches(theirs)}")
 epoch 1: [[3, 7, 5, 2], [0, 8, 1, 6], [9, 4]], same as PyTorch's: True
 epoch 2: [[1, 3, 2, 7], [5, 9, 0, 6], [4, 8]], same as PyTorch's: True
->>> len(ours), len(SimpleDataLoader(range(10), batch_size=4, drop_last=True))
-(3, 2)
+>>> print(f"batches: {len(ours)}, with drop_last: {len(SimpleDataLoader(range(10), batch_size=4, drop_last=True))}")
+batches: 3, with drop_last: 2
 >>> batches(SimpleDataLoader(RangeStream(0, 7), batch_size=3))
 [[0, 1, 2], [3, 4, 5], [6]]
 >>> SimpleDataLoader(range(10), shuffle=True, sampler=SequentialSampler(range(10)))
@@ -243,11 +243,11 @@ your data loading cannot shift them:
 >>> _ = torch.manual_seed(0)
 >>> state = torch.get_rng_state()
 >>> _ = batches(SimpleDataLoader(range(10), batch_size=4, shuffle=True, generator=torch.Generator()))
->>> torch.equal(torch.get_rng_state(), state)
-True
+>>> print("own generator, global state untouched:", torch.equal(torch.get_rng_state(), state))
+own generator, global state untouched: True
 >>> _ = batches(SimpleDataLoader(range(10), batch_size=4, shuffle=True))
->>> torch.equal(torch.get_rng_state(), state)
-False
+>>> print("no generator, global state untouched:", torch.equal(torch.get_rng_state(), state))
+no generator, global state untouched: False
 
 ```
 
@@ -296,8 +296,8 @@ restore it with `generator.set_state(...)`: the rest of the run then sees the sa
     ...
     RuntimeError: stack expects each tensor to be equal size, but got [3] at entry 0 and [5] at entry 1
     >>> padded, lengths, mask, targets = next(iter(data.DataLoader(sentences, batch_size=2, collate_fn=pad_collate)))
-    >>> padded.shape, lengths.tolist(), mask.sum().item()
-    (torch.Size([2, 5]), [3, 5], 8)
+    >>> print(f"padded: {tuple(padded.shape)}, lengths: {lengths.tolist()}, real positions: {mask.sum().item()}")
+    padded: (2, 5), lengths: [3, 5], real positions: 8
 
     ```
 
@@ -315,20 +315,20 @@ restore it with `generator.set_state(...)`: the rest of the run then sees the sa
     >>> before = first_batch()
     >>> _ = torch.manual_seed(0)
     >>> _ = torch.randn(3)                               # the colleague's new layer
-    >>> before == first_batch()
-    False
+    >>> print("same first batch after the new layer:", before == first_batch())
+    same first batch after the new layer: False
     >>> _ = torch.manual_seed(0)
     >>> expected = torch.rand(1)
     >>> _ = torch.manual_seed(0)
     >>> _ = list(data.DataLoader(range(4)))             # an evaluation pass: no shuffle at all
-    >>> torch.equal(torch.rand(1), expected)
-    False
+    >>> print("same random numbers after an evaluation pass:", torch.equal(torch.rand(1), expected))
+    same random numbers after an evaluation pass: False
     >>> def seeded():
     ...     return first_batch(generator=torch.Generator().manual_seed(0))
     >>> before = seeded()
     >>> _ = torch.randn(3)
-    >>> before == seeded()
-    True
+    >>> print("own generator, same first batch after the new layer:", before == seeded())
+    own generator, same first batch after the new layer: True
 
     ```
 
@@ -345,8 +345,8 @@ restore it with `generator.set_state(...)`: the rest of the run then sees the sa
     >>> import numpy as np
     >>> from torchenstein.nn.linear import Linear
     >>> features = np.random.default_rng(0).normal(size=(6, 3))
-    >>> features.dtype, default_collate([row for row in features]).dtype
-    (dtype('float64'), torch.float64)
+    >>> print(f"NumPy's features: {features.dtype}, the batch: {default_collate([row for row in features]).dtype}")
+    NumPy's features: float64, the batch: torch.float64
     >>> layer = Linear(3, 2)
     >>> layer(next(iter(data.DataLoader(features, batch_size=2))))
     Traceback (most recent call last):
@@ -377,8 +377,8 @@ functions in a file and run `python -m torchenstein.challenges my_attempts.py`. 
 ```pycon
 >>> from torchenstein.training.data import (
 ...     bucket_batches, check_bucket_batches, check_epoch_batches, epoch_batches)
->>> check_epoch_batches(epoch_batches), check_bucket_batches(bucket_batches)
-(None, None)
+>>> check_epoch_batches(epoch_batches)                  # silence: every case passed
+>>> check_bucket_batches(bucket_batches)
 
 ```
 """
@@ -531,8 +531,8 @@ class RandomSampler:
         generator: the generator to draw from; ``None`` draws one seed per epoch from the global generator.
 
     Raises:
-        TypeError: if ``replacement`` is not a bool.
-        ValueError: if ``num_samples`` (or the length, when it is ``None``) is not a positive int.
+        TypeError: if ``replacement`` is not a bool, or ``num_samples`` not an int.
+        ValueError: if ``num_samples`` (or the length, when it is ``None``) is not positive.
 
     Examples:
         >>> sampler = RandomSampler(range(4), generator=torch.Generator().manual_seed(0))
@@ -769,7 +769,7 @@ def pad_collate(batch: list, padding_value: float = 0) -> tuple:
 
     Raises:
         ValueError: if the batch is empty or the sequences differ in their trailing shape or dtype.
-        TypeError: if a sequence is not a tensor of at least one dimension.
+        TypeError: if the batch is not a list, or a sequence not a tensor of at least one dimension.
 
     Examples:
         >>> padded, lengths, mask = pad_collate([torch.ones(2, 3), torch.ones(1, 3)])
@@ -780,7 +780,9 @@ def pad_collate(batch: list, padding_value: float = 0) -> tuple:
         ...
         ValueError: every sequence must have the trailing shape (3,) of the first, got (4,) at entry 1
     """
-    if not isinstance(batch, list) or not batch:
+    if not isinstance(batch, list):
+        raise TypeError(f"batch must be a non-empty list of samples, got {type(batch).__name__}")
+    if not batch:
         raise ValueError(f"batch must be a non-empty list of samples, got {batch!r}")
     has_fields = not isinstance(batch[0], Tensor)
     sequences = [sample[0] for sample in batch] if has_fields else batch
@@ -1096,7 +1098,9 @@ def _check_tensors(tensors: tuple) -> None:
 def _check_random_sampler(sampler: RandomSampler) -> None:
     _check_bool("replacement", sampler.replacement)
     num_samples = sampler.num_samples
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int):
+        raise TypeError(f"num_samples must be a positive int, got {num_samples!r}")
+    if num_samples <= 0:
         empty = " (an empty data_source has nothing to sample)" if num_samples == 0 and sampler._num_samples is None else ""
         raise ValueError(f"num_samples must be a positive int, got {num_samples!r}{empty}")
     if sampler.generator is not None and not isinstance(sampler.generator, torch.Generator):

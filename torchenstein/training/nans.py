@@ -12,8 +12,7 @@ r"""
 
 - say what `NaN` and `inf` are, how they spread, and test for them the one way that works;
 - reproduce and fix the classic causes: `log(0)`, `exp` overflow, normalising a zero vector, the gradient
-  of `sqrt` at 0 (and the `torch.where` trap), float16 overflow, a learning rate that diverges, and one bad
-  sample;
+  of `sqrt` at 0, float16 overflow, a learning rate that diverges, and one bad sample;
 - make autograd's anomaly mode name the backward operation that produced a `NaN`, and read its verdict
   with suspicion;
 - build `find_first_nonfinite`, a tracer that names the first module whose output is not finite;
@@ -35,14 +34,17 @@ gradient it touches. And a `NaN` equals nothing, not even itself:
 >>> zero, inf = torch.tensor(0.0), torch.tensor(math.inf)
 >>> print(f"0/0 = {zero / zero}, inf - inf = {inf - inf}, 0 * inf = {zero * inf}, 1/0 = {1 / zero}")
 0/0 = nan, inf - inf = nan, 0 * inf = nan, 1/0 = inf
->>> torch.tensor(-1.0).sqrt(), torch.tensor(-1.0).log(), torch.tensor(0.0).log()
-(tensor(nan), tensor(nan), tensor(-inf))
+>>> one = torch.tensor(1.0)
+>>> print(f"sqrt(-1) = {(-one).sqrt()}, log(-1) = {(-one).log()}, log(0) = {zero.log()}")
+sqrt(-1) = nan, log(-1) = nan, log(0) = -inf
 >>> batch_losses = torch.tensor([0.3, math.nan, 0.2])
->>> batch_losses.mean(), batch_losses.max()
-(tensor(nan), tensor(nan))
+>>> print(f"mean: {batch_losses.mean()}, max: {batch_losses.max()}")
+mean: nan, max: nan
 >>> nan = torch.tensor(math.nan)
->>> nan == nan, torch.isnan(nan), torch.isfinite(torch.tensor([1.0, math.inf, math.nan]))
-(tensor(False), tensor(True), tensor([ True, False, False]))
+>>> print(f"nan == nan: {(nan == nan).item()}, isnan(nan): {torch.isnan(nan).item()}")
+nan == nan: False, isnan(nan): True
+>>> torch.isfinite(torch.tensor([1.0, math.inf, math.nan]))
+tensor([ True, False, False])
 
 ```
 
@@ -70,8 +72,8 @@ tensor([-0.1269, -2.1269,    -inf])
 tensor(nan, grad_fn=<NegBackward0>)
 >>> loss = -(target * log_softmax(logits, dim=0)).sum()
 >>> loss.backward()
->>> round(loss.item(), 4), logits.grad
-(2.1269, tensor([ 0.8808, -0.8808,  0.0000]))
+>>> print(f"loss: {loss.item():.4f}, gradient: {logits.grad}")
+loss: 2.1269, gradient: tensor([ 0.8808, -0.8808,  0.0000])
 
 ```
 
@@ -83,8 +85,8 @@ fixes the value but not the gradient: its derivative in $p$ is $t / p$, and $0/0
 >>> p = torch.tensor([1.0, 0.0], requires_grad=True)
 >>> value = -torch.xlogy(torch.tensor([1.0, 0.0]), p).sum()
 >>> value.backward()
->>> value.item() == 0, p.grad
-(True, tensor([-1., nan]))
+>>> print(f"value is 0: {value.item() == 0}, gradient: {p.grad}")
+value is 0: True, gradient: tensor([-1., nan])
 
 ```
 
@@ -96,13 +98,15 @@ does a sigmoid written by hand as $e^x / (1 + e^x)$. The built-ins use forms tha
 large positive number:
 
 ```pycon
->>> torch.finfo(torch.float32).max, round(math.log(torch.finfo(torch.float32).max), 2)
-(3.4028234663852886e+38, 88.72)
+>>> largest = torch.finfo(torch.float32).max
+>>> print(f"largest float32: {largest:.4g}, its logarithm: {math.log(largest):.2f}")
+largest float32: 3.403e+38, its logarithm: 88.72
 >>> torch.exp(torch.tensor([88.0, 89.0]))
 tensor([1.6516e+38,        inf])
 >>> x = torch.tensor([0.0, 50.0, 100.0])
->>> torch.exp(x) / (1 + torch.exp(x)), torch.sigmoid(x)
-(tensor([0.5000, 1.0000,    nan]), tensor([0.5000, 1.0000, 1.0000]))
+>>> print(f"by hand: {torch.exp(x) / (1 + torch.exp(x))}\nsigmoid: {torch.sigmoid(x)}")
+by hand: tensor([0.5000, 1.0000,    nan])
+sigmoid: tensor([0.5000, 1.0000, 1.0000])
 
 ```
 
@@ -119,9 +123,11 @@ division is $0/0$:
 >>> v = torch.zeros(2, 3)
 >>> v[0] = torch.tensor([3.0, 4.0, 0.0])                  # row 1 stays a zero vector
 >>> norm = torch.linalg.vector_norm(v, dim=1, keepdim=True)   # (2, 1)
->>> norm.flatten(), v / norm
-(tensor([5., 0.]), tensor([[0.6000, 0.8000, 0.0000],
-        [   nan,    nan,    nan]]))
+>>> norm.flatten()
+tensor([5., 0.])
+>>> v / norm
+tensor([[0.6000, 0.8000, 0.0000],
+        [   nan,    nan,    nan]])
 
 ```
 
@@ -139,8 +145,8 @@ same as small, though: at a zero vector the derivative of $x/\epsilon$ is $1/\ep
 >>> normalize(v, dim=1)
 tensor([[0.6000, 0.8000, 0.0000],
         [0.0000, 0.0000, 0.0000]])
->>> torch.equal(normalize(v, dim=1), F.normalize(v, dim=1))
-True
+>>> print("equal to F.normalize:", torch.equal(normalize(v, dim=1), F.normalize(v, dim=1)))
+equal to F.normalize: True
 >>> w = torch.zeros(3, requires_grad=True)
 >>> torch.linalg.vector_norm(w).backward()
 >>> w.grad
@@ -162,8 +168,8 @@ stays below 65504: `1e-4` will do.
 >>> half = v.half()
 >>> torch.tensor([1e-12, 6e-8, 1e-4], dtype=torch.float16)
 tensor([0.0000e+00, 5.9605e-08, 1.0002e-04], dtype=torch.float16)
->>> F.normalize(half, dim=1)[1], normalize(half, dim=1, eps=1e-4)[1]
-(tensor([nan, nan, nan], dtype=torch.float16), tensor([0., 0., 0.], dtype=torch.float16))
+>>> print(f"default eps: {F.normalize(half, dim=1)[1].tolist()}, eps=1e-4: {normalize(half, dim=1, eps=1e-4)[1].tolist()}")
+default eps: [nan, nan, nan], eps=1e-4: [0.0, 0.0, 0.0]
 
 ```
 
@@ -179,8 +185,8 @@ the chain rule multiplies it by $\partial u / \partial a_i = 2(a_i - b_i) = 0$. 
 >>> b = torch.tensor([1.0, 2.0])
 >>> distance = (a - b).pow(2).sum().sqrt()
 >>> distance.backward()
->>> distance.item(), a.grad
-(0.0, tensor([nan, nan]))
+>>> print(f"distance: {distance.item()}, gradient: {a.grad}")
+distance: 0.0, gradient: tensor([nan, nan])
 >>> a.grad = None
 >>> torch.linalg.vector_norm(a - b).backward()           # a backward that knows about 0
 >>> a.grad
@@ -189,26 +195,10 @@ tensor([0., 0.])
 ```
 
 The other classic fix is to keep the square root away from zero, $\sqrt{u + \epsilon}$, at the price of
-shifting every distance by up to $\sqrt\epsilon$. And then there is the fix that does not work.
-`torch.where(u > 0, u.sqrt(), 0.0)` *chooses* 0 at $u = 0$, so the value is right; but `torch.where`
-computes both branches everywhere, its backward sends a gradient of 0 into the unused `u.sqrt()`, and
-`sqrt`'s backward still computes $0 \cdot \infty$. The `NaN` leaks through the branch that was never
-used ([Elemental tensor alchemy](../../tensors/elementwise/index.md) first showed this leak). The cure is a
-*double* `where`: first replace the dangerous inputs by harmless ones, so the unused branch computes
-something with a finite derivative, then choose.
-
-```pycon
->>> u = torch.tensor([0.0, 4.0], requires_grad=True)
->>> torch.where(u > 0, u.sqrt(), 0.0).sum().backward()
->>> u.grad
-tensor([   nan, 0.2500])
->>> u.grad = None
->>> safe_u = torch.where(u > 0, u, 1.0)                   # sqrt(1) has a finite derivative
->>> torch.where(u > 0, safe_u.sqrt(), 0.0).sum().backward()
->>> u.grad
-tensor([0.0000, 0.2500])
-
-```
+shifting every distance by up to $\sqrt\epsilon$. And one fix does not work: choosing 0 with
+`torch.where(u > 0, u.sqrt(), 0.0)` gives the right value, but the unused `u.sqrt()` branch still sends
+its $0 \cdot \infty$ back, as [Elemental tensor alchemy](../../tensors/elementwise/index.md) showed. Make
+what goes into the branch safe first (a clamp, or `torch.where(u > 0, u, 1.0)`), then choose.
 
 ## float16 overflow
 
@@ -219,8 +209,8 @@ statistics in float32 (the normalisation layers of Part 2 upcast for this reason
 
 ```pycon
 >>> h = torch.tensor([300.0, 300.0, 300.0], dtype=torch.float16)
->>> torch.finfo(torch.float16).max, h * h
-(65504.0, tensor([inf, inf, inf], dtype=torch.float16))
+>>> print(f"largest float16: {torch.finfo(torch.float16).max}, 300 * 300 in float16: {(h * h)[0].item()}")
+largest float16: 65504.0, 300 * 300 in float16: inf
 >>> (h * h).mean() - h.mean() ** 2                        # a one-pass variance: inf - inf
 tensor(nan, dtype=torch.float16)
 >>> hf = h.float()
@@ -235,8 +225,9 @@ tensor(0., dtype=torch.bfloat16)
 ## A learning rate that diverges
 
 Not every `NaN` comes from a bad formula. Plain SGD moves each weight by $-\eta\,g$; on a quadratic loss,
-a learning rate $\eta$ above $2/\lambda$ (for the loss's largest curvature $\lambda$) overshoots the
-minimum by more than it started from, every step. The loss grows geometrically and overflows to `inf`;
+a learning rate $\eta$ above $2/\lambda$ (for the loss's largest curvature $\lambda$; the first challenge
+of [the SGD lesson](../sgd/index.md) derives the limit) overshoots the minimum by more than it started
+from, every step. The loss grows geometrically and overflows to `inf`;
 the weights follow more slowly, and once they overflow too, `inf - inf` makes everything `NaN`. The
 tell-tale sign comes long before the `NaN`: a loss that *grows* by the same factor step after step. Here
 is a linear regression trained with a sane and an insane learning rate:
@@ -259,8 +250,10 @@ is a linear regression trained with a sane and an insane learning rate:
 ...         history.append(loss.item())
 ...     return history
 >>> calm, wild = sgd_losses(0.1), sgd_losses(1.5)
->>> calm[-1] < 1e-4, [f"{value:.2g}" for value in wild[:5]]
-(True, ['15', '69', '6.3e+02', '6.4e+03', '6.6e+04'])
+>>> print(f"lr 0.1, last loss below 1e-4: {calm[-1] < 1e-4}")
+lr 0.1, last loss below 1e-4: True
+>>> print("lr 1.5, first losses:", ", ".join(f"{value:.2g}" for value in wild[:5]))
+lr 1.5, first losses: 15, 69, 6.3e+02, 6.4e+03, 6.6e+04
 >>> first_inf = next(step for step, value in enumerate(wild) if math.isinf(value))
 >>> first_nan = next(step for step, value in enumerate(wild) if math.isnan(value))
 >>> print(f"loss inf from step {first_inf}, NaN from step {first_nan}")
@@ -287,8 +280,9 @@ step later, every weight is:
 >>> loss = mse_loss(layer(x), y)
 >>> loss.backward()
 >>> sgd.step()
->>> loss.item(), layer.weight.isnan().all().item(), layer.bias.isnan().all().item()
-(nan, True, True)
+>>> print(f"loss: {loss.item()}, every weight NaN: {layer.weight.isnan().all().item()}, "
+...       f"every bias NaN: {layer.bias.isnan().all().item()}")
+loss: nan, every weight NaN: True, every bias NaN: True
 >>> (~torch.isfinite(x)).any(dim=1).nonzero().flatten()   # which sample?
 tensor([5])
 
@@ -335,8 +329,9 @@ forward pass, whose backward ran just before, is often the real culprit.
 
 Anomaly mode watches the backward pass, but most `NaN`s are born in the forward pass, and there we can
 build our own detector. [`find_first_nonfinite`][torchenstein.training.nans.find_first_nonfinite] lends a
-*forward hook* to every module (a forward hook is a function a module calls with its input and output
-each time it runs; the hooks lesson of Part 6 opens them up fully). The hooks check each output as the
+*forward hook* to every module (the function a module calls with its input and output each time it runs,
+which [`activation_stats`][torchenstein.training.clipping.activation_stats] of the clipping lesson used
+to take the pulse of every layer). The hooks check each output as the
 modules finish, the first non-finite one stops the forward pass, and its module's qualified name is the
 answer. The hooks are removed in a `finally`, so they never outlive the call, even when the model raises.
 
@@ -398,10 +393,11 @@ True
 >>> train_step(bad, y)
 False
 >>> unchanged = all(torch.equal(p, before[name]) for name, p in layer.named_parameters())
->>> unchanged, adamw.state[layer.weight]["step"].item(), layer.weight.grad
-(True, 1.0, None)
->>> train_step(x, y), layer.weight.isfinite().all().item()
-(True, True)
+>>> print(f"weights unchanged: {unchanged}, AdamW's step count: {adamw.state[layer.weight]['step'].item():g}, "
+...       f"gradient: {layer.weight.grad}")
+weights unchanged: True, AdamW's step count: 1, gradient: None
+>>> print(f"next clean batch stepped: {train_step(x, y)}, weights finite: {layer.weight.isfinite().all().item()}")
+next clean batch stepped: True, weights finite: True
 >>> step_if_finite("adamw")
 Traceback (most recent call last):
 ...
@@ -434,10 +430,11 @@ regression whose tenth batch carries one `NaN`:
 
     ```pycon
     >>> loss = torch.tensor(math.nan)
-    >>> loss == math.nan, loss.item() == math.nan
-    (tensor(False), False)
-    >>> torch.isnan(loss).item(), math.isnan(loss.item()), torch.isfinite(loss).item()
-    (True, True, False)
+    >>> print(f"loss == nan: {(loss == math.nan).item()}, loss.item() == nan: {loss.item() == math.nan}")
+    loss == nan: False, loss.item() == nan: False
+    >>> print(f"torch.isnan: {torch.isnan(loss).item()}, math.isnan: {math.isnan(loss.item())}, "
+    ...       f"torch.isfinite: {torch.isfinite(loss).item()}")
+    torch.isnan: True, math.isnan: True, torch.isfinite: False
 
     ```
 
@@ -485,10 +482,10 @@ regression whose tenth batch carries one `NaN`:
     >>> sgd = torch.optim.SGD([point], lr=0.1)
     >>> loss = (point - b).pow(2).sum().sqrt()            # the points coincide
     >>> loss.backward()
-    >>> torch.isfinite(loss).item(), point.grad
-    (True, tensor([nan, nan]))
-    >>> step_if_finite(sgd, loss), point.tolist()
-    (False, [1.0, 2.0])
+    >>> print(f"loss finite: {torch.isfinite(loss).item()}, gradient: {point.grad}")
+    loss finite: True, gradient: tensor([nan, nan])
+    >>> print(f"stepped: {step_if_finite(sgd, loss)}, point: {point.tolist()}")
+    stepped: False, point: [1.0, 2.0]
 
     ```
 
@@ -667,6 +664,7 @@ def nan_outbreak_run(guard: bool, *, steps: int = 30, bad_step: int = 10, seed: 
         model's parameters that are ``NaN``.
 
     Raises:
+        TypeError: if ``steps``, ``bad_step`` or ``seed`` is not an int.
         ValueError: if ``steps`` is below 1 or ``bad_step`` or ``seed`` is negative.
 
     Examples:
@@ -675,8 +673,7 @@ def nan_outbreak_run(guard: bool, *, steps: int = 30, bad_step: int = 10, seed: 
         [0.0, 1.0, 1.0]
     """
     for name, value, minimum in (("steps", steps, 1), ("bad_step", bad_step, 0), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an int of at least {minimum}, got {value!r}")
+        _check_int(name, value, minimum)
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -907,6 +904,13 @@ def _check_normalize(input: object, p: object, dim: object, eps: object) -> None
         raise TypeError(f"eps must be a real number, got {eps!r}")
     if not eps >= 0:
         raise ValueError(f"eps must be at least 0, got {eps!r}")
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
 
 
 def _check_module(model: object) -> None:
