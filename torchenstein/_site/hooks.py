@@ -7,6 +7,7 @@ page a link to its lines in the source view.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -34,8 +35,17 @@ _HEADING = re.compile(r'(<h(?P<level>[1-6]) id="(?P<id>torchenstein\.[\w.]+)" cl
 
 log = logging.getLogger("mkdocs.plugins.torchenstein")
 
+# The annotated source view depends on the code that makes it as much as on the lesson.
+SOURCEVIEW_CODE = module_path("torchenstein._site.sourceview").read_text(encoding="utf-8")
+
 FIGURE_CACHE = ".cache/torchenstein/figures"
 """Where the drawn figures are kept between builds, relative to the folder of ``mkdocs.yml``."""
+
+SEARCH_CACHE = ".cache/torchenstein/search"
+"""Where each page's search entries are kept, under the hash of its HTML."""
+
+SOURCE_CACHE = ".cache/torchenstein/source"
+"""Where each lesson's annotated source view is kept, under the hash of what it is made from."""
 
 _board: FigureBoard | None = None
 _figure_files: dict[str, list[File]] = {}
@@ -47,6 +57,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     global _board
     config.nav = navigation()
     root = Path(config.config_file_path).parent
+    rendercache.remember_search_entries(root / SEARCH_CACHE)
     _board = FigureBoard(root / FIGURE_CACHE)
     _board.start(lessons())
     return config
@@ -59,9 +70,15 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         source = path.read_text(encoding="utf-8")
         files.append(File.generated(config, lesson.page, content=lesson_page(lesson, documented_members(source))))
         display = lesson.module.replace(".", "/") + ".py"
-        page, _code_blocks[lesson.source_page] = stash_code_blocks(
-            annotated_source(lesson.module, source, lesson_title=lesson.title, display_path=display)
+        # Highlighting a whole module is slow: the view is kept on disk until the lesson or this code changes.
+        inputs = rendercache.key(source, lesson.title, display, SOURCEVIEW_CODE)
+        view = rendercache.kept_on_disk(
+            Path(config.config_file_path).parent / SOURCE_CACHE,
+            lesson.module,
+            inputs,
+            functools.partial(annotated_source, lesson.module, source, lesson_title=lesson.title, display_path=display),
         )
+        page, _code_blocks[lesson.source_page] = stash_code_blocks(view)
         files.append(File.generated(config, lesson.source_page, content=page))
         files.append(File.generated(config, lesson.notebook, content=notebook_json(lesson_text(source), lesson.module)))
         # The figures are still being drawn: their files get their content in on_env.
@@ -103,8 +120,6 @@ COURSE_PATH_MARKER = "<!-- course-path -->"
 def on_startup(command: str, dirty: bool) -> None:
     """Remember whether this is ``mkdocs serve``, whose rebuilds reuse unchanged pages."""
     rendercache.serving = command == "serve"
-    if rendercache.serving:
-        rendercache.remember_search_entries()
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:

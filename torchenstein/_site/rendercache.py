@@ -1,4 +1,6 @@
-"""While ``mkdocs serve`` runs, a lesson page or source view whose inputs are unchanged is not rendered again.
+"""The site build's caches: what is unchanged since the last build is not made again.
+
+While ``mkdocs serve`` runs, a lesson page or source view whose inputs are unchanged is not rendered again.
 
 MkDocs rebuilds the whole site on every edit, and rendering the lesson pages (mkdocstrings) and their
 source views is most of a rebuild. A page's HTML depends only on its Markdown and its lesson's source,
@@ -11,7 +13,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 serving = False
 """Set by the hooks' ``on_startup`` when the command is ``mkdocs serve``."""
@@ -92,28 +98,59 @@ def reuse_or_record(page, page_key: str, autorefs) -> None:
     page.render = record
 
 
-def remember_search_entries() -> None:
-    """While serving, index a page for search again only when its HTML changed.
+def kept_on_disk(folder: Path, name: str, inputs_key: str, make: Callable[[], object]) -> object:
+    """The JSON value ``make()`` returns, kept in ``folder/name.json`` until its inputs change.
+
+    One file per name holds the value and the key of the inputs it was made from; a different key
+    makes the value again and replaces the file (atomically, so a build that stops halfway leaves a
+    whole file or the old one).
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> kept_on_disk(folder, "page", key("v1"), lambda: "made")
+        'made'
+        >>> kept_on_disk(folder, "page", key("v1"), lambda: "made again")
+        'made'
+        >>> kept_on_disk(folder, "page", key("v2"), lambda: "made again")
+        'made again'
+    """
+    path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.json"
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        if kept["key"] == inputs_key:
+            return kept["value"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    value = make()
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps({"key": inputs_key, "value": value}), encoding="utf-8")
+    partial.replace(path)
+    return value
+
+
+def remember_search_entries(folder: Path) -> None:
+    """Index a page for search again only when its HTML, title or search settings changed.
 
     Material's search plugin parses every page's HTML on every build, a good share of a rebuild. This
-    wraps its indexer, once per process, so a page whose HTML is unchanged gets its earlier entries.
+    wraps its indexer, once per process, so a page whose HTML is unchanged gets the entries it had,
+    from ``folder`` on disk.
     """
     try:
         from material.plugins.search.plugin import SearchIndex
     except ImportError:  # pragma: no cover - another theme: nothing to remember
         return
-    index_page = SearchIndex.add_entry_from_context
-    if getattr(index_page, "remembers", False):
-        return
-    remembered: dict[tuple[str, str], list[dict]] = {}
+    index_page = getattr(SearchIndex.add_entry_from_context, "indexes_afresh", SearchIndex.add_entry_from_context)
 
     def add_entry_from_context(self, page) -> None:
-        page_key = (page.url, key(page.content or "", str(page.title), repr(page.meta.get("search"))))
-        if page_key not in remembered:
+        def index_afresh() -> list[dict]:
             before = len(self.entries)
             index_page(self, page)
-            remembered[page_key] = copy.deepcopy(self.entries[before:])
-        self.entries.extend(copy.deepcopy(remembered[page_key]))
+            return copy.deepcopy(self.entries[before:])
 
-    add_entry_from_context.remembers = True
+        inputs = key(page.content or "", str(page.title), repr(page.meta.get("search")), repr(page.meta.get("tags")))
+        self.entries.extend(kept_on_disk(folder, page.url or "index", inputs, index_afresh))
+
+    add_entry_from_context.indexes_afresh = index_page
     SearchIndex.add_entry_from_context = add_entry_from_context
