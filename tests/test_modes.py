@@ -126,36 +126,6 @@ class TestEvalIsNotNoGrad:
         assert torch.is_inference(c) and torch.equal(a, c)
 
 
-class TestBatchNormReadsTheFlag:
-    @pytest.mark.parametrize("momentum", [0.1, 0.3])
-    def test_training_uses_the_batch_and_updates_the_running_estimates(self, momentum):
-        bn = nn.BatchNorm1d(5, momentum=momentum)
-        x = torch.randn(32, 5) * 3 + 1
-        y = bn(x)
-        torch.testing.assert_close(y, (x - x.mean(0)) / torch.sqrt(x.var(0, correction=0) + bn.eps))
-        torch.testing.assert_close(bn.running_mean, momentum * x.mean(0))
-        torch.testing.assert_close(bn.running_var, (1 - momentum) + momentum * x.var(0))
-
-    def test_eval_uses_the_running_estimates_and_updates_nothing(self):
-        bn = nn.BatchNorm1d(4)
-        with torch.no_grad():
-            bn.running_mean.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
-            bn.running_var.fill_(4.0)
-        bn.eval()
-        x = torch.randn(8, 4)
-        torch.testing.assert_close(bn(x), (x - bn.running_mean) / math.sqrt(4.0 + bn.eps))
-        torch.testing.assert_close(bn(x[:1]), bn(x)[:1])  # one sample's prediction ignores its batch
-        assert bn.num_batches_tracked.item() == 0
-
-    def test_no_grad_does_not_protect_the_running_statistics(self):
-        bn = nn.BatchNorm1d(2)
-        with torch.no_grad():
-            for _ in range(10):
-                bn(torch.tensor([[9.0, 11.0], [11.0, 9.0]]))
-        torch.testing.assert_close(bn.running_mean, torch.full((2,), 10 * (1 - 0.9**10)))
-        assert bn.num_batches_tracked.item() == 10
-
-
 class TestNoiseInjection:
     def test_eval_and_zero_noise_return_the_input_itself(self):
         x = torch.randn(3, 4)

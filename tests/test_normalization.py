@@ -226,6 +226,17 @@ def test_eval_output_of_a_sample_does_not_depend_on_its_batch_mates():
     torch.testing.assert_close(*eval_outputs)
 
 
+@pytest.mark.parametrize("make", [BatchNorm1d, nn.BatchNorm1d])
+def test_no_grad_does_not_protect_the_running_statistics(make):
+    # The first trap: evaluating under no_grad, still in training mode, moves the running statistics.
+    bn = make(2)
+    with torch.no_grad():
+        for _ in range(10):
+            bn(torch.tensor([[9.0, 11.0], [11.0, 9.0]]))
+    torch.testing.assert_close(bn.running_mean, torch.full((2,), 10 * (1 - 0.9**10)))
+    assert bn.num_batches_tracked.item() == 10
+
+
 def test_batchnorm1d_on_flattened_images_equals_batchnorm2d():
     x = _randn((4, 3, 5, 6), seed=0, dtype=torch.float32)
     one_d, two_d = BatchNorm1d(3), BatchNorm2d(3)

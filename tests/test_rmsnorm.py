@@ -320,7 +320,7 @@ def test_rms_norm_is_layer_norm_without_bias_on_centred_inputs(seed, eps):
     assert not torch.allclose(rms_norm(x + 1.0, (3, 8), weight, eps), F.layer_norm(x + 1.0, (3, 8), weight, None, eps))
 
 
-def test_traps_eps_outside_the_root_and_the_wrong_dim():
+def test_trap_eps_outside_the_root_and_tokens_normalised_apart():
     eps = 1e-6
     small = torch.full((1, 8), 1e-3)
     hammer = small / (small.pow(2).mean(-1, keepdim=True).sqrt() + eps)

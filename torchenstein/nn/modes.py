@@ -14,8 +14,7 @@ r"""
   and find them all *by experiment* in any model;
 - tell `eval()` from `torch.no_grad()`, and evaluate with both;
 - write a context manager `evaluating(model)` that restores every submodule's own flag, come what may;
-- recognise four classic bugs: noisy validation, a forgotten `train()`, poisoned `BatchNorm` statistics,
-  and "freezing" with `eval()`.
+- recognise two classic bugs: a forgotten `train()`, and "freezing" with `eval()`.
 
 ## One flag, set on the whole tree
 
@@ -69,48 +68,12 @@ PyTorch's own list is short, and worth knowing by heart:
   their layers in training only;
 - **`RReLU`** draws a random negative slope in training and uses the fixed average slope in evaluation;
 - **the normalisations with running statistics**: every `BatchNorm`, and `InstanceNorm1d`/`2d`/`3d`
-  built with `track_running_stats=True` (by default they are built without, and then ignore the flag);
-  the next paragraphs dissect batch normalisation, whose very formula changes;
+  built with `track_running_stats=True` (by default they are built without, and then ignore the flag):
+  in training they normalise with the batch's statistics and update their running estimates, in
+  evaluation they use those estimates and update nothing, as
+  [Normalisation](../normalization/index.md) built them;
 - **`nn.TransformerEncoder`**, whose *fast path* changes what comes out at padded positions, as the
-  example after the batch normalisation one shows.
-
-In training, `BatchNorm` normalises each feature with the mean $\mu_B$ and the (biased) variance
-$\sigma_B^2$ of the *current batch*, and it updates two buffers, the running estimates, with the
-unbiased batch variance $s_B^2$ and the momentum $m$ (0.1 by default):
-
-$$
-\hat\mu \leftarrow (1 - m)\,\hat\mu + m\,\mu_B, \qquad
-\hat\sigma^2 \leftarrow (1 - m)\,\hat\sigma^2 + m\,s_B^2 .
-$$
-
-In evaluation it uses the running estimates instead and updates nothing, so a prediction for one sample
-no longer depends on which other samples share its batch:
-
-$$
-y = \frac{x - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}\,\gamma + \beta \;\;\text{(train)}, \qquad
-y = \frac{x - \hat\mu}{\sqrt{\hat\sigma^2 + \epsilon}}\,\gamma + \beta \;\;\text{(eval)}.
-$$
-
-```pycon
->>> _ = torch.manual_seed(0)
->>> bn = nn.BatchNorm1d(3)
->>> x = 2 * torch.randn(16, 3) + 5                          # (batch, features)
->>> y = bn(x)                                              # training mode: the batch's own statistics
->>> torch.allclose(y, (x - x.mean(0)) / torch.sqrt(x.var(0, correction=0) + bn.eps), atol=1e-5)  # biased variance
-True
->>> {"running_mean": torch.allclose(bn.running_mean, 0.1 * x.mean(0)),
-...  "running_var (unbiased)": torch.allclose(bn.running_var, 0.9 + 0.1 * x.var(0, correction=1))}
-{'running_mean': True, 'running_var (unbiased)': True}
->>> bn.num_batches_tracked
-tensor(1)
->>> _ = bn.eval()
->>> y = bn(x)                                              # eval mode: the running estimates, no update
->>> torch.allclose(y, (x - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps))
-True
->>> bn.num_batches_tracked
-tensor(1)
-
-```
+  example below shows.
 
 The Transformer encoder is the sly one. In eval mode, with autograd off (`no_grad`, or no parameter
 requiring a gradient), `batch_first=True` and a `src_key_padding_mask` (True at the padding tokens that
@@ -323,31 +286,9 @@ TypeError: model must be an nn.Module, got str
 
 ## Dr. Hammer's traps
 
-!!! hammer "Dr. Hammer's trap: validating with dropout on"
-    Dr. Hammer trains a regressor with dropout, then validates it without calling `eval()`. He remembered
-    `no_grad`, so he believes all is well. Every validation pass is a different random thinned network:
-    the metric is noisy, and it is pessimistic, because the noise of the thinned networks adds to the
-    error. Twenty evaluations of the same model on the same data give twenty different losses, every one
-    worse than the honest eval-mode loss.
-
-    ```pycon
-    >>> import torch.nn.functional as F
-    >>> from torchenstein.nn.modes import fit_dropout_regressor, noisy_regression
-    >>> model, _ = fit_dropout_regressor()
-    >>> x_val, y_val = noisy_regression(128, seed=1)
-    >>> with torch.no_grad():                                  # Hammer: no_grad, but still training mode
-    ...     hammer = [F.mse_loss(model(x_val), y_val).item() for _ in range(20)]
-    >>> with evaluating(model), torch.no_grad():               # the fix
-    ...     honest = [F.mse_loss(model(x_val), y_val).item() for _ in range(20)]
-    >>> {"different losses, dropout on": len(set(hammer)), "different losses, eval": len(set(honest)),
-    ...  "every noisy loss worse": min(hammer) > honest[0]}
-    {'different losses, dropout on': 20, 'different losses, eval': 1, 'every noisy loss worse': True}
-
-    ```
-
-    The left panel of the figure after the next trap repeats the experiment over more evaluations.
-
-
+Validating without `eval()` was the [Dropout](../dropout/index.md) lesson's trap (a noisy, pessimistic
+metric) and, for `BatchNorm`, the [Normalisation](../normalization/index.md) lesson's (a test set that
+leaks into the running statistics); `no_grad` cures neither, as the table above showed.
 
 !!! hammer "Dr. Hammer's trap: forgetting to switch back"
     Dr. Hammer validates correctly, with `model.eval()`, halfway through training, and never calls
@@ -369,32 +310,10 @@ TypeError: model must be an nn.Module, got str
 
     ```
 
-[`plot_mode_bugs`][torchenstein.nn.modes.plot_mode_bugs] draws both of these traps:
+[`plot_mode_bugs`][torchenstein.nn.modes.plot_mode_bugs] draws it, beside repeated validations of one
+trained model with dropout left on (the noisy metric of the dropout trap):
 
 ![Left: the validation loss of one trained model over repeated evaluations, a jagged line with dropout left on well above the flat line of eval mode. Right: the training loss of two runs that validate midway, identical before it, and after it the run that forgot model.train() falls lower with dropout silently off](plot_mode_bugs.svg)
-
-!!! hammer "Dr. Hammer's trap: validation batches that poison BatchNorm"
-    Dr. Hammer validates a `BatchNorm` network in training mode, under `no_grad`. `no_grad` stops the
-    graph, not the bookkeeping: every validation batch moves the running statistics, and his model now
-    normalises with the statistics of the *validation* set. Here a layer whose training data had mean 0
-    sees ten validation batches with mean 10:
-
-    ```pycon
-    >>> bn = nn.BatchNorm1d(2)                                 # trained on standardised data: mean 0, var 1
-    >>> val_batch = torch.tensor([[9.0, 11.0], [11.0, 9.0]])   # validation data, mean 10
-    >>> with torch.no_grad():
-    ...     for _ in range(10):
-    ...         _ = bn(val_batch)                              # Hammer: training mode
-    >>> {"running_mean": bn.running_mean.round(decimals=2), "num_batches_tracked": bn.num_batches_tracked}
-    {'running_mean': tensor([6.5100, 6.5100]), 'num_batches_tracked': tensor(10)}
-    >>> bn = nn.BatchNorm1d(2)
-    >>> with evaluating(bn), torch.no_grad():                 # the fix: statistics untouched
-    ...     for _ in range(10):
-    ...         _ = bn(val_batch)
-    >>> {"running_mean": bn.running_mean, "num_batches_tracked": bn.num_batches_tracked}
-    {'running_mean': tensor([0., 0.]), 'num_batches_tracked': tensor(0)}
-
-    ```
 
 !!! hammer "Dr. Hammer's trap: freezing with `eval()`"
     To fine-tune only a head, Dr. Hammer "freezes" the backbone with `backbone.eval()`, and to be extra

@@ -279,9 +279,10 @@ PyTorch's; and it feeds in transposed, expanded and empty inputs, channels-last 
 ## Dr. Hammer's traps
 
 !!! hammer "Dr. Hammer's trap: evaluating in training mode"
-    Hammer forgets `model.eval()` before testing. His BatchNorm keeps using batch statistics, so a
-    prediction depends on the batch-mates, and every test batch is blended into the running statistics:
-    the test set leaks into the model. `torch.no_grad()` switches off autograd, not the training mode.
+    Hammer forgets `model.eval()` before testing, as in the [Dropout](../dropout/index.md) lesson. Here
+    the victim is BatchNorm: it keeps using batch statistics, so a prediction depends on the batch-mates,
+    and every test batch is blended into the running statistics: the test set leaks into the model.
+    `torch.no_grad()` switches off autograd, not the training mode.
 
     ```pycon
     >>> _ = torch.manual_seed(0)

@@ -12,8 +12,8 @@ r"""
 - say what `reduction="none"`, `"sum"` and `"mean"` return, and what "mean" really divides by;
 - use `ignore_index` (default $-100$): ignored targets give zero loss, zero gradient, and leave the
   denominator of the mean;
-- compute the weighted mean that class `weight`s produce, and guard against the all-ignored batch whose
-  mean is $0/0$;
+- keep ignored targets out of the weighted mean that class `weight`s produce, and guard against the
+  all-ignored batch whose mean is $0/0$;
 - write `cross_entropy_with_ignore` and `masked_cross_entropy` from log-softmax and `gather`, and prove them
   equal to `F.cross_entropy` for every reduction, with and without weights and label smoothing;
 - choose between per-token and per-sequence averages, and keep the denominator right across micro-batches.
@@ -99,33 +99,10 @@ zero, though nothing about the model has changed.
 
 ## Class weights move the denominator too
 
-`weight` gives class $c$ the weight $w_c$. The per-target loss becomes $w_{y_i}(-\log p_{i, y_i})$, and
-"mean" becomes a **weighted average**: it divides by the sum of the weights of the targets that count,
-not by their number.
-
-$$
-\text{mean} = \frac{\sum_{i \in \mathcal{K}} w_{y_i}\,(-\log p_{i, y_i})}{\sum_{i \in \mathcal{K}} w_{y_i}}.
-$$
-
-A weighted average does not care about the scale of the weights, a sum does:
-
-```pycon
->>> _ = torch.manual_seed(0)
->>> logits, labels = torch.randn(6, 3), torch.tensor([0, 2, 2, -100, 1, 2])
->>> weight = torch.tensor([1.0, 2.0, 5.0])
->>> counts = labels != -100
->>> summed = F.cross_entropy(logits, labels, weight=weight, reduction="sum")
->>> weights_of_targets = weight[labels[counts]]             # w_{y_i} for the five that count
->>> weights_of_targets
-tensor([1., 5., 5., 2., 5.])
->>> torch.allclose(F.cross_entropy(logits, labels, weight=weight), summed / weights_of_targets.sum())
-True
->>> torch.allclose(F.cross_entropy(logits, labels, weight=weight), F.cross_entropy(logits, labels, weight=10 * weight))
-True
->>> torch.allclose(summed, F.cross_entropy(logits, labels, weight=10 * weight, reduction="sum"))
-False
-
-```
+With class `weight`s "mean" is the weighted average of [Loss potions](../losses/index.md): the sum of
+$w_{y_i}(-\log p_{i, y_i})$ divided by $\sum_{i \in \mathcal{K}} w_{y_i}$, the summed weights of the
+targets that **count**. An ignored target leaves both sums, and rescaling all the weights changes "sum"
+but not "mean".
 
 ## Nobody home: the all-ignored batch
 
@@ -133,7 +110,7 @@ When no target counts, the mean is $0/0$, and PyTorch returns exactly that: `nan
 "none" gives zeros.
 
 ```pycon
->>> nobody = torch.full((6,), -100)
+>>> logits, nobody = torch.randn(6, 3), torch.full((6,), -100)
 >>> [F.cross_entropy(logits, nobody, reduction=r).tolist() for r in ("mean", "sum", "none")]
 [nan, 0.0, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
 
@@ -202,15 +179,9 @@ where junk lives.
 
 ## Label smoothing keeps the ignored ignored
 
-With `label_smoothing=`$\varepsilon$ the target becomes a mixture: $1 - \varepsilon$ on the true class,
-and $\varepsilon$ spread evenly over all $C$ classes, the true one included. The per-target loss is
-
-$$
-\ell_i = (1 - \varepsilon)\, w_{y_i} (-\log p_{i, y_i}) + \frac{\varepsilon}{C} \sum_{c=1}^{C} w_c (-\log p_{i, c}),
-$$
-
-and, this lesson's point, an ignored target still gives $\ell_i = 0$, no gradient, and no share of the
-denominator (which stays $\sum_{i \in \mathcal{K}} w_{y_i}$):
+[Loss potions](../losses/index.md) defined `label_smoothing=`$\varepsilon$ and its weighted loss. This
+lesson's point: an ignored target still gives $\ell_i = 0$, no gradient, and no share of the denominator
+(which stays $\sum_{i \in \mathcal{K}} w_{y_i}$):
 
 ```pycon
 >>> _ = torch.manual_seed(0)
@@ -230,10 +201,8 @@ True
 
 ```
 
-Beware the home-made version: smoothing the labels yourself into a probability target, $(N, C)$ floats,
-switches `ignore_index` off, because a row of probabilities has no index to compare with $-100$.
-PyTorch's documentation says so: `ignore_index` applies only to class-index targets. Keep the mask and
-apply it yourself, or use the built-in `label_smoothing`.
+Smoothing the labels yourself into a probability target instead switches `ignore_index` off, as
+[Inputs and targets](../targets/index.md) showed: use the built-in `label_smoothing`, or mask by hand.
 
 ## Per token or per sequence?
 

@@ -16,7 +16,7 @@ r"""
 - state what RMSNorm is blind to (the scale of its input) and what it still sees (a shift), and prove that
   it *is* LayerNorm for inputs with zero mean;
 - explain why modern language models prefer it, and time it against LayerNorm yourself;
-- place it in a pre-norm residual block, and dodge four of Dr. Hammer's favourite mistakes.
+- place it in a pre-norm residual block, and dodge three of Dr. Hammer's favourite mistakes.
 
 ## The recipe
 
@@ -338,27 +338,8 @@ in place of the MLP; the Transformer-block lesson assembles both.
     reports a mean square less than 0.7 times the truth. The fix is the one `rms_norm` applies: upcast,
     compute the statistics, round once.
 
-!!! hammer "Dr. Hammer's trap: normalising over the wrong dimension"
-    For a `(B, T, d)` batch of token vectors the statistics belong to each token's `d` features, the last
-    dimension. Hammer's `dim=1` averages over the **sequence**: shapes still match and training still
-    runs, but every token's output now depends on every other token, the future included. His causal
-    language model reads the answer before predicting it: a leak, his speciality.
-
-    ```pycon
-    >>> _ = torch.manual_seed(0)
-    >>> tokens = torch.randn(1, 6, 8)                       # (B, T, d)
-    >>> changed = tokens.clone()
-    >>> changed[:, -1] += 5.0                               # edit only the last token
-    >>> def hammer_norm(t):
-    ...     return t * torch.rsqrt(t.pow(2).mean(dim=1, keepdim=True) + 1e-6)
-    >>> hammer_norm(tokens).shape == tokens.shape
-    True
-    >>> torch.equal(hammer_norm(tokens)[:, 0], hammer_norm(changed)[:, 0])     # the first token moved
-    False
-    >>> torch.equal(rms_norm(tokens, 8)[:, 0], rms_norm(changed, 8)[:, 0])
-    True
-
-    ```
+Normalising over the wrong dimension leaks here exactly as it does for LayerNorm in the
+[Normalisation](../normalization/index.md) traps: the statistics belong to each token's last dim.
 
 !!! hammer "Dr. Hammer's trap: the weight left behind"
     Hammer downloads a pretrained model, builds his norms with `elementwise_affine=False` (or names his

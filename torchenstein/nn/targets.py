@@ -36,9 +36,8 @@ holds:
 
 `F.cross_entropy` is `F.nll_loss` after a log-softmax (here the stable one we built in the
 [element-wise lesson](../../tensors/elementwise/index.md)), and `F.binary_cross_entropy_with_logits`
-is `F.binary_cross_entropy` after a sigmoid. The logit versions fuse the two steps, which is why they
-survive confident logits where the two-step versions round $\sigma(30)$ to exactly 1 and must clamp a
-$\log 0$ (the [Loss potions](../losses/index.md) lesson dissects that):
+is `F.binary_cross_entropy` after a sigmoid. Always prefer the fused logit versions: the two-step ones
+fail on confident logits, as the [Loss potions](../losses/index.md) traps showed.
 
 ```pycon
 >>> import torch
@@ -52,10 +51,6 @@ True
 >>> yes_no = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
 >>> torch.allclose(F.binary_cross_entropy_with_logits(logits, yes_no), F.binary_cross_entropy(logits.sigmoid(), yes_no))
 True
->>> z, zero = torch.tensor([30.0]), torch.tensor([0.0])
->>> {"with logits": F.binary_cross_entropy_with_logits(z, zero).item(),
-...  "sigmoid, then BCE": F.binary_cross_entropy(z.sigmoid(), zero).item()}
-{'with logits': 30.0, 'sigmoid, then BCE': 100.0}
 
 ```
 
@@ -207,14 +202,9 @@ RuntimeError: ignore_index is not supported for floating point target
 
 ## Label smoothing is a probability target
 
-`label_smoothing=ε` trains towards a softened target: the true class keeps $1 - \varepsilon$ and the
-$\varepsilon$ is shared equally among all $C$ classes, the true one included:
-
-$$
-q_c = (1 - \varepsilon)\,[c = y] + \frac{\varepsilon}{C}.
-$$
-
-So it is exactly cross-entropy with that probability target:
+`label_smoothing=ε` trains towards the softened distribution $q$ of
+[Loss potions](../losses/index.md) ($1 - \varepsilon$ on the true class, $\varepsilon / C$ on every class),
+so without class weights it is exactly cross-entropy with that probability target:
 
 ```pycon
 >>> eps = 0.1
@@ -339,11 +329,11 @@ TypeError: target holds class numbers as torch.float32, but index targets must b
 
 !!! hammer "Dr. Hammer's trap: one-hot where an index was meant"
     To "help" the loss, Dr. Hammer one-hot encodes his targets. Without options it changes nothing: a
-    float one-hot is a probability target with the same loss. Add class weights and it changes the answer,
-    because with probability targets the weighted mean divides by $N$, with index targets by the sum of the
-    weights of the true classes. For sequences it gets worse: `F.one_hot` puts the classes *last*,
-    `(N, L, C)`, and when `L == C` the shapes fit and the loss is silently wrong. Move them with
-    `movedim(-1, 1)`, or better, keep the index.
+    float one-hot is a probability target with the same loss. Add class weights and it changes the answer:
+    with probability targets the weighted mean divides by $N$, not by the sum of the true classes' weights
+    that [Loss potions](../losses/index.md) showed for index targets. For sequences it gets worse:
+    `F.one_hot` puts the classes *last*, `(N, L, C)`, and when `L == C` the shapes fit and the loss is
+    silently wrong. Move them with `movedim(-1, 1)`, or better, keep the index.
 
     ```pycon
     >>> weight = torch.tensor([1.0, 2.0, 5.0])  # a rare class 2, weighted up
@@ -358,25 +348,6 @@ TypeError: target holds class numbers as torch.float32, but index targets must b
     False
     >>> torch.allclose(F.cross_entropy(logits_ncl, one_hot_nlc.movedim(-1, 1)), right)
     True
-
-    ```
-
-!!! hammer "Dr. Hammer's trap: a softmax before `cross_entropy`"
-    His model ends with `nn.Softmax`, and then he calls `F.cross_entropy`, which applies its own softmax.
-    Probabilities in [0, 1] make poor logits: the second softmax can never become confident, so even a
-    perfect prediction keeps a loss of at least $\log(e + C - 1) - 1$ and the optimiser keeps pushing at
-    it. Return logits; use `torch.softmax` only to *report* probabilities.
-
-    ```pycon
-    >>> import math
-    >>> C = 10
-    >>> certain = 100.0 * torch.eye(C)  # (N, C): every sample sure of its true class
-    >>> truth = torch.arange(C)
-    >>> {"logits": round(F.cross_entropy(certain, truth).item(), 3),
-    ...  "softmax first": round(F.cross_entropy(certain.softmax(dim=1), truth).item(), 3)}
-    {'logits': 0.0, 'softmax first': 1.461}
-    >>> round(math.log(math.e + C - 1) - 1, 3)
-    1.461
 
     ```
 
