@@ -137,6 +137,23 @@ def test_no_figure_is_heavier_than_a_page_should_carry(site):
     assert heavy and not {path: size for path, size in heavy.items() if size > 1_000_000}
 
 
+def test_a_build_from_the_caches_is_the_same_site_byte_for_byte(site, tmp_path):
+    """The second build reuses the figures, pages, source views and search entries the first one kept."""
+    again = tmp_path / "again"
+    build(load_config(str(ROOT / "mkdocs.yml"), strict=True, site_dir=str(again)))
+    first = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    assert [str(path) for path in first if first[path] != second[path]] == []
+
+
+def test_search_indexes_each_section_once(site):
+    docs = json.loads((site / "search" / "search_index.json").read_text(encoding="utf-8"))["docs"]
+    locations = [doc["location"] for doc in docs]
+    assert len(locations) == len(set(locations))
+    assert not any("/source/" in location for location in locations), "source views stay out of search"
+
+
 def test_next_links_walk_the_course_in_order(site):
     """Following each page's *Next* link from the home page visits every lesson in the course order."""
     walked, url = [], ""

@@ -8,6 +8,7 @@ page a link to its lines in the source view.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
 import re
 from pathlib import Path
@@ -43,6 +44,9 @@ FIGURE_CACHE = ".cache/torchenstein/figures"
 
 SEARCH_CACHE = ".cache/torchenstein/search"
 """Where each page's search entries are kept, under the hash of its HTML."""
+
+PAGE_CACHE = ".cache/torchenstein/pages"
+"""Where each lesson page and source view is kept, rendered, under the hash of what it is made from."""
 
 SOURCE_CACHE = ".cache/torchenstein/source"
 """Where each lesson's annotated source view is kept, under the hash of what it is made from."""
@@ -101,10 +105,9 @@ def on_env(env, config: MkDocsConfig, files: Files):
             file.content_bytes = drawn[Path(file.src_uri).name]
     _board.close()
     log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE}")
-    if rendercache.serving:
-        log.info(f"lesson pages and source views: {rendercache.counts['rendered']} rendered, "
-                 f"{rendercache.counts['reused']} unchanged since the last build")
-        rendercache.counts.update(reused=0, rendered=0)
+    log.info(f"lesson pages and source views: {rendercache.counts['rendered']} rendered, "
+             f"{rendercache.counts['reused']} unchanged since the last build")
+    rendercache.counts.update(reused=0, rendered=0)
     return env
 
 
@@ -117,19 +120,29 @@ def on_build_error(error: Exception) -> None:
 COURSE_PATH_MARKER = "<!-- course-path -->"
 
 
-def on_startup(command: str, dirty: bool) -> None:
-    """Remember whether this is ``mkdocs serve``, whose rebuilds reuse unchanged pages."""
-    rendercache.serving = command == "serve"
-
-
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    """Write the path through the course where a page asks for it; while serving, reuse unchanged pages."""
-    if rendercache.serving:
-        lesson = next((le for le in lessons() if page.file.src_uri in (le.page, le.source_page)), None)
-        if lesson is not None:
-            source = module_path(lesson.module).read_text(encoding="utf-8")
-            rendercache.reuse_or_record(page, rendercache.key(markdown, source), config.plugins["autorefs"])
+    """Write the path through the course where a page asks for it; reuse lesson pages that did not change."""
+    lesson = next((le for le in lessons() if page.file.src_uri in (le.page, le.source_page)), None)
+    if lesson is not None:
+        source = module_path(lesson.module).read_text(encoding="utf-8")
+        inputs = rendercache.key(markdown, source, _site_tools(config.config_file_path))
+        root = Path(config.config_file_path).parent
+        rendercache.reuse_or_record(page, inputs, config.plugins["autorefs"], root / PAGE_CACHE)
     return markdown.replace(COURSE_PATH_MARKER, course_path())
+
+
+@functools.lru_cache(maxsize=4)
+def _site_tools(config_file: str) -> str:
+    """What else a rendered page depends on: the site's configuration and the versions of its tools."""
+    tools = ("mkdocs", "mkdocs-material", "mkdocstrings", "mkdocstrings-python", "griffe", "mkdocs-autorefs",
+             "markdown", "pymdown-extensions", "pygments")
+    versions = []
+    for tool in tools:
+        try:
+            versions.append(f"{tool}=={importlib.metadata.version(tool)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{tool} missing")
+    return Path(config_file).read_text(encoding="utf-8") + "\n".join(versions)
 
 
 def _lesson_of(page: Page) -> Lesson | None:

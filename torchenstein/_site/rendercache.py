@@ -1,12 +1,10 @@
 """The site build's caches: what is unchanged since the last build is not made again.
 
-While ``mkdocs serve`` runs, a lesson page or source view whose inputs are unchanged is not rendered again.
-
-MkDocs rebuilds the whole site on every edit, and rendering the lesson pages (mkdocstrings) and their
-source views is most of a rebuild. A page's HTML depends only on its Markdown and its lesson's source,
-so while serving, the hooks keep each rendered page under a hash of the two and hand it back, with the
-cross-reference anchors it registered, when nothing changed. A plain ``mkdocs build`` renders every page
-itself: the cache is for the preview alone.
+Rendering the lesson pages (mkdocstrings) and their source views is most of a build, and MkDocs
+rebuilds the whole site on every edit of ``mkdocs serve``. A page's HTML depends only on its Markdown,
+its lesson's source and the site's configuration and tools, so the hooks keep each rendered page, with
+the cross-reference anchors it registered, under a hash of all of them (in memory and on disk) and hand
+it back when nothing changed. A build with no cache renders every page itself.
 """
 
 from __future__ import annotations
@@ -19,19 +17,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-serving = False
-"""Set by the hooks' ``on_startup`` when the command is ``mkdocs serve``."""
-
 
 @dataclass
 class Rendered:
     """What rendering a page produced, and the anchors it registered with autorefs on the way."""
 
     content: str
-    toc: object
+    toc: list[dict]
     title: str | None
-    anchor_ids: set[str] | None
-    anchors: list[tuple[tuple, dict]] = field(default_factory=list)
+    anchor_ids: list[str]
+    anchors: list[tuple[list, dict]] = field(default_factory=list)
+
+    @staticmethod
+    def toc_tokens(items) -> list[dict]:
+        """A page's table of contents as the plain tokens MkDocs builds one from."""
+        return [
+            {"level": i.level, "id": i.id, "name": i.title, "children": Rendered.toc_tokens(i.children)}
+            for i in items
+        ]
 
 
 _PAGES: dict[str, tuple[str, Rendered]] = {}
@@ -53,25 +56,36 @@ def key(*parts: str) -> str:
     return digest.hexdigest()
 
 
-def reuse_or_record(page, page_key: str, autorefs) -> None:
-    """Make ``page.render`` give back the cached page for ``page_key``, or render it and remember it.
+def reuse_or_record(page, page_key: str, autorefs, folder: Path | None = None) -> None:
+    """Make ``page.render`` give back the kept page for ``page_key``, or render it and keep it.
 
     Args:
         page: the MkDocs page about to be rendered.
         page_key: the hash of everything the page's HTML depends on.
-        autorefs: the autorefs plugin, whose anchors a cached page registers again.
+        autorefs: the autorefs plugin, whose anchors a kept page registers again.
+        folder: where pages are kept on disk between builds (``None``: in memory only).
     """
-    uri = page.file.src_uri
-    cached = _PAGES.get(uri)
-    render = page.render
+    from mkdocs.structure.toc import get_toc
 
-    if cached is not None and cached[0] == page_key:
-        rendered = cached[1]
+    uri = page.file.src_uri
+    render = page.render
+    kept = _PAGES.get(uri)
+    if (kept is None or kept[0] != page_key) and folder is not None:
+        try:
+            on_disk = json.loads((folder / _file_name(uri)).read_text(encoding="utf-8"))
+            if on_disk["key"] == page_key:
+                kept = (page_key, Rendered(**on_disk["page"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+
+    if kept is not None and kept[0] == page_key:
+        rendered = kept[1]
+        _PAGES[uri] = kept
 
         def replay(config, files):
             counts["reused"] += 1
-            page.content, page.toc, page._title_from_render = rendered.content, rendered.toc, rendered.title
-            page.present_anchor_ids, page.links_to_anchors = rendered.anchor_ids, None
+            page.content, page.toc, page._title_from_render = rendered.content, get_toc(rendered.toc), rendered.title
+            page.present_anchor_ids, page.links_to_anchors = set(rendered.anchor_ids), None
             for args, kwargs in rendered.anchors:
                 autorefs.register_anchor(page, *args, **kwargs)
 
@@ -80,12 +94,12 @@ def reuse_or_record(page, page_key: str, autorefs) -> None:
 
     def record(config, files):
         counts["rendered"] += 1
-        anchors: list[tuple[tuple, dict]] = []
+        anchors: list[tuple[list, dict]] = []
         register = autorefs.register_anchor
 
         def remember(anchor_page, *args, **kwargs):
             if anchor_page is page:
-                anchors.append((args, kwargs))
+                anchors.append((list(args), kwargs))
             return register(anchor_page, *args, **kwargs)
 
         autorefs.register_anchor = remember
@@ -93,9 +107,21 @@ def reuse_or_record(page, page_key: str, autorefs) -> None:
             render(config, files)
         finally:
             del autorefs.register_anchor  # back to the class's own method
-        _PAGES[uri] = (page_key, Rendered(page.content, page.toc, page._title_from_render, page.present_anchor_ids, anchors))
+        rendered = Rendered(
+            page.content, Rendered.toc_tokens(page.toc), page._title_from_render, sorted(page.present_anchor_ids or ()), anchors
+        )
+        _PAGES[uri] = (page_key, rendered)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = folder / (_file_name(uri) + ".partial")
+            partial.write_text(json.dumps({"key": page_key, "page": rendered.__dict__}), encoding="utf-8")
+            partial.replace(folder / _file_name(uri))
 
     page.render = record
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".json"
 
 
 def kept_on_disk(folder: Path, name: str, inputs_key: str, make: Callable[[], object]) -> object:
@@ -115,7 +141,7 @@ def kept_on_disk(folder: Path, name: str, inputs_key: str, make: Callable[[], ob
         >>> kept_on_disk(folder, "page", key("v2"), lambda: "made again")
         'made again'
     """
-    path = folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}.json"
+    path = folder / _file_name(name)
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
         if kept["key"] == inputs_key:
@@ -147,7 +173,9 @@ def remember_search_entries(folder: Path) -> None:
         def index_afresh() -> list[dict]:
             before = len(self.entries)
             index_page(self, page)
-            return copy.deepcopy(self.entries[before:])
+            made = self.entries[before:]
+            del self.entries[before:]  # they go back in below, once, like the kept ones
+            return copy.deepcopy(made)
 
         inputs = key(page.content or "", str(page.title), repr(page.meta.get("search")), repr(page.meta.get("tags")))
         self.entries.extend(kept_on_disk(folder, page.url or "index", inputs, index_afresh))
