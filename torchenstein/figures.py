@@ -150,7 +150,7 @@ def figure_key(module: str) -> str:
 
 def _draw_in_this_process(module: str) -> list[tuple[str, bytes]]:
     """Draw one lesson's figures here, importing the lesson if it is not imported yet."""
-    return [(f"{name}.svg", render_svg(plot)) for name, plot in plotting_functions(importlib.import_module(module)).items()]
+    return list(lesson_figures(find_lesson(module)))
 
 
 def _draw_module_figures(module: str) -> list[tuple[str, bytes]]:
