@@ -464,6 +464,12 @@ COURSE: tuple[Part, ...] = (
                 "Queries and keys rotated by their positions so scores depend only on distance: both layouts, "
                 "the permutation between them, and equality with Hugging Face's LLaMA.",
             ),
+            Lesson(
+                "torchenstein.transformers.tokenization",
+                "Tokenisation",
+                "Any text as byte ids and back, byte-pair encoding trained from scratch on the course's own "
+                "text, and vocabulary size traded against sequence length, measured.",
+            ),
         ),
     ),
     Part(
