@@ -11,9 +11,12 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from torchenstein.tensors.einsum_advanced import einsum_merge_heads, einsum_project_heads
-from torchenstein.tensors.metamorphosis import merge_heads, split_heads
-from torchenstein.transformers.attention import causal_mask, scaled_dot_product_attention
+from torchenstein.tensors.metamorphosis import split_heads
+from torchenstein.transformers.attention import (
+    causal_mask,
+    einsum_multi_head_attention,
+    scaled_dot_product_attention,
+)
 from torchenstein.transformers.multihead import (
     KV_CACHE_EXAMPLE,
     KV_HEADS,
@@ -257,14 +260,19 @@ def test_batch_first_is_a_transpose():
     assert torch.equal(a[0], b[0].transpose(0, 1)) and torch.equal(a[1], b[1])
 
 
-def test_split_and_merge_by_einsum_equal_view_and_transpose():
-    g = torch.Generator().manual_seed(0)
-    for Bx, T, Ex, h in ((2, 5, 12, 3), (1, 1, 8, 8), (3, 4, 6, 1), (0, 3, 8, 2)):
-        x = torch.randn(Bx, T, Ex, generator=g, dtype=torch.float64)
-        w, b, w_o = (torch.randn(s, generator=g, dtype=torch.float64) for s in ((Ex, Ex), (Ex,), (Ex, Ex)))
-        by_view = split_heads(F.linear(x, w, b), h)
-        torch.testing.assert_close(einsum_project_heads(x, w, b, h), by_view)
-        torch.testing.assert_close(einsum_merge_heads(by_view, w_o), F.linear(merge_heads(by_view), w_o))
+@pytest.mark.parametrize("bias", [True, False])
+def test_module_equals_the_attention_lessons_einsum_multi_head_attention(bias):
+    """The lesson's claim: the module computes what the previous lesson's einsums compute."""
+    for embed_dim, num_heads, Lq, Sk, batch in ((12, 3, 5, 7, 2), (8, 8, 1, 1, 1), (6, 1, 4, 4, 3), (8, 2, 3, 5, 0)):
+        ours, _ = _pair(bias=bias, embed_dim=embed_dim, num_heads=num_heads, dtype=torch.float64)
+        x = torch.randn(batch, Lq, embed_dim, dtype=torch.float64)
+        memory = torch.randn(batch, Sk, embed_dim, dtype=torch.float64)
+        params = (ours.in_proj_weight, ours.in_proj_bias, ours.out_proj.weight, ours.out_proj.bias)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x, memory, memory, need_weights=False)[0],
+                                       einsum_multi_head_attention(x, memory, memory, num_heads, *params))
+            torch.testing.assert_close(ours(x, x, x, attn_mask=~causal_mask(Lq))[0],
+                                       einsum_multi_head_attention(x, x, x, num_heads, *params, is_causal=True))
 
 
 def test_longer_sequences_more_heads_and_empty_batch():
@@ -276,20 +284,21 @@ def test_longer_sequences_more_heads_and_empty_batch():
         assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
 
 
-def test_bfloat16_agrees_to_bfloat16_tolerance():
-    """bf16 is not bitwise: PyTorch's baddbmm adds the mask before rounding, and other roundings differ."""
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_agrees_to_half_precision_tolerance(dtype):
+    """Not bitwise: PyTorch's baddbmm adds the mask before rounding, and other roundings differ."""
     for batch_first, kind in itertools.product((True, False), KINDS):
-        ours, theirs = _pair(batch_first=batch_first, dtype=torch.bfloat16)
-        inputs = _inputs(kind, batch_first, torch.bfloat16)
-        masks = _masks("bool2", "bool", L, L if kind == "self" else S, torch.bfloat16)
+        ours, theirs = _pair(batch_first=batch_first, dtype=dtype)
+        inputs = _inputs(kind, batch_first, dtype)
+        masks = _masks("bool2", "bool", L, L if kind == "self" else S, dtype)
         for need_weights in (True, False):
-            got = _with_grads(ours, inputs, torch.bfloat16, need_weights=need_weights, **masks)
-            want = _with_grads(theirs, inputs, torch.bfloat16, need_weights=need_weights, **masks)
-            assert got[0].dtype == torch.bfloat16
+            got = _with_grads(ours, inputs, dtype, need_weights=need_weights, **masks)
+            want = _with_grads(theirs, inputs, dtype, need_weights=need_weights, **masks)
+            assert got[0].dtype == dtype
             torch.testing.assert_close(got[0], want[0], atol=2e-2, rtol=2e-2)
             if need_weights:
                 torch.testing.assert_close(got[1], want[1], atol=1e-2, rtol=2e-2)
-            # Gradients: within 5% of each tensor's largest entry (measured: below 3%).
+            # Gradients: within 5% of each tensor's largest entry.
             for a, b in zip(got[2] + got[3], want[2] + want[3], strict=True):
                 assert (a.float() - b.float()).abs().max() <= 0.05 * b.float().abs().max()
 
@@ -383,6 +392,35 @@ def test_is_causal_is_a_hint_that_needs_the_mask():
     torch.testing.assert_close(hinted, theirs(x, x, x, attn_mask=causal, need_weights=False)[0])
     torch.testing.assert_close(ours(x, x, x, attn_mask=not_causal, is_causal=True)[0],
                                theirs(x, x, x, attn_mask=not_causal)[0])
+
+
+def test_fast_path_accepts_is_causal_alone_and_masks_nothing():
+    """Where it differs: PyTorch's fast path takes the hint without a mask and applies none; ours refuses."""
+    ours, theirs = _pair()
+    theirs.eval()
+    x = torch.randn(B, L, E)
+    with torch.no_grad():
+        assert fast_path_taken(theirs, x, x, x, is_causal=True)
+        hinted, plain = theirs(x, x, x, is_causal=True)[0], theirs(x, x, x)[0]
+        causal = theirs(x, x, x, attn_mask=~causal_mask(L))[0]
+    torch.testing.assert_close(hinted, plain)
+    assert not torch.allclose(hinted, causal)
+    with pytest.raises(ValueError, match="is_causal=True is only a hint"):
+        ours.eval()(x, x, x, is_causal=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_non_contiguous_inputs_are_bitwise_equal(dtype):
+    ours, theirs = _pair(dtype=dtype)
+    g = torch.Generator().manual_seed(3)
+    strided = torch.randn(B, L, 2 * E, generator=g, dtype=torch.float64).to(dtype)[..., ::2]  # a strided view
+    swapped = torch.randn(L, B, E, generator=g, dtype=torch.float64).to(dtype).transpose(0, 1)
+    memory = torch.randn(S, B, E, generator=g, dtype=torch.float64).to(dtype).transpose(0, 1)
+    for q, k, v in ((strided, strided, strided), (swapped, swapped, swapped), (swapped, memory, memory)):
+        assert not q.is_contiguous()
+        mask = ~causal_mask(L, k.size(1))
+        for got, want in zip(ours(q, k, v, attn_mask=mask), theirs(q, k, v, attn_mask=mask), strict=True):
+            assert torch.equal(got, want)
 
 
 def test_works_inside_a_pytorch_transformer_layer():

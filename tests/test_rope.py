@@ -322,6 +322,24 @@ def test_cos_sin_are_hugging_faces_bit_for_bit(hf, base):
                                                   strict=True))
 
 
+def test_position_ids_of_any_integer_width_but_no_half_floats(hf):
+    """int32 ids are int64's, bitwise, as in Hugging Face; half-precision ids are refused (Hugging Face: NaN)."""
+    theirs, ours = hf.rotary(16), RotaryEmbedding(16)
+    x = torch.zeros(1)
+    for name, position_ids in _position_ids().items():
+        for dtype in (torch.int32, torch.int64, torch.float32):
+            got = ours(x, position_ids.to(dtype))
+            assert all(torch.equal(a, b) for a, b in zip(got, ours(x, position_ids), strict=True)), f"{name}, {dtype}"
+            assert all(torch.equal(a, b) for a, b in zip(got, theirs(x, position_ids.to(dtype)), strict=True))
+    far = torch.tensor([[70_000.0]])
+    assert theirs(x, far.half())[0].isnan().all()
+    for dtype in (torch.float16, torch.bfloat16):
+        half = far.to(dtype)
+        for fn, args in ((ours, (x, half)), (rope_cos_sin, (half, 16)), (rope_freqs_cis, (half, 16))):
+            with pytest.raises(TypeError, match=f"positions must be integers, float32 or float64, got dtype {dtype}"):
+                fn(*args)
+
+
 def test_float64_tables_are_more_exact_than_hugging_faces(hf):
     """The "Where it differs" note: rope_cos_sin(dtype=float64) computes in float64, Hugging Face in float32."""
     theirs = hf.rotary(16)

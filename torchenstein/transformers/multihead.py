@@ -11,7 +11,6 @@ r"""
 **You will learn to**
 
 - split attention into heads, and explain why $h$ heads cost what one big head costs;
-- split and merge heads with `view`/`transpose` and with `einsum`, and see both agree;
 - write `MultiheadAttention` with PyTorch's constructor, parameter names and `forward`, load
   `nn.MultiheadAttention`'s `state_dict` both ways, and prove outputs, weights and gradients equal;
 - combine `key_padding_mask` and `attn_mask` in PyTorch's polarity, and read the weights per head or
@@ -57,38 +56,24 @@ the parameters and measures the FLOPs with PyTorch's own counter:
 h= 1 {'params': 16640, 'flops': 1310720}
 h= 4 {'params': 16640, 'flops': 1310720}
 h=16 {'params': 16640, 'flops': 1310720}
->>> 4 * E * E + 4 * E, 4 * (2 * T * E * E) + 2 * (2 * T * T * E)   # 4 projections; scores and mixing
-(16640, 1310720)
+>>> {"params by hand": 4 * E * E + 4 * E,                            # 4 weights, 4 biases
+...  "flops by hand": 4 * (2 * T * E * E) + 2 * (2 * T * T * E)}     # 4 projections; scores and mixing
+{'params by hand': 16640, 'flops by hand': 1310720}
 
 ```
 
-## Splitting and merging heads, two ways
+## Splitting and merging heads: already done
 
-Splitting is a change of costume, taught in [Tensor Metamorphosis](../../tensors/metamorphosis/index.md):
-[`split_heads`][torchenstein.tensors.metamorphosis.split_heads] views the channels of `(B, T, E)` as
-`(h, d)` and moves the heads in front of the tokens, `(B, h, T, d)`;
-[`merge_heads`][torchenstein.tensors.metamorphosis.merge_heads] goes back. In
-[Advanced Einsum](../../tensors/einsum_advanced/index.md) the split was folded into the projection
-itself, "btc,hdc->bhtd", and the merge into the output projection, "bhtd,chd->btc". Both roads lead
-to the same numbers, and head 1 is exactly channels 4 to 7 of the projection:
-
-```pycon
->>> from torchenstein.nn.linear import linear
->>> from torchenstein.tensors.einsum_advanced import einsum_merge_heads, einsum_project_heads
->>> from torchenstein.tensors.metamorphosis import merge_heads, split_heads
->>> _ = torch.manual_seed(0)
->>> x = torch.randn(2, 5, 12)                                   # (B, T, E)
->>> w_q, b_q, w_o = torch.randn(12, 12), torch.randn(12), torch.randn(12, 12)
->>> by_view = split_heads(linear(x, w_q, b_q), num_heads=3)     # view + transpose: (B, h, T, d)
->>> by_einsum = einsum_project_heads(x, w_q, b_q, num_heads=3)  # "btc,hdc->bhtd"
->>> by_view.shape
-torch.Size([2, 3, 5, 4])
->>> torch.testing.assert_close(by_view, by_einsum)
->>> torch.testing.assert_close(linear(merge_heads(by_view), w_o), einsum_merge_heads(by_view, w_o))
->>> torch.equal(by_view[:, 1], linear(x, w_q, b_q)[..., 4:8])
-True
-
-```
+How the heads are cut out and glued back was taught before, and is only used here:
+[Tensor Metamorphosis](../../tensors/metamorphosis/index.md) splits `(B, T, E)` into `(B, h, T, d)`
+with a view and a transpose ([`split_heads`][torchenstein.tensors.metamorphosis.split_heads],
+[`merge_heads`][torchenstein.tensors.metamorphosis.merge_heads]),
+[Advanced Einsum](../../tensors/einsum_advanced/index.md) folds the split into the projection, and the
+[previous lesson](../attention/index.md#multi-head-attention-in-einsums) wrote a whole multi-head forward
+pass as einsums under `nn.MultiheadAttention`'s parameter names,
+[`einsum_multi_head_attention`][torchenstein.transformers.attention.einsum_multi_head_attention]. What
+that function lacks is a module: parameters of its own, their initialisation, both masks, the layouts,
+dropout, the weights. The module below computes the very same thing, as its first doctest shows.
 
 ## `MultiheadAttention` from scratch
 
@@ -141,10 +126,13 @@ Self-attention has $S = L$; cross-attention reads another sequence, so $S \ne L$
 >>> x = torch.randn(3, 5, 8)                  # (B, L, E)
 >>> memory = torch.randn(3, 7, 8)             # (B, S, E)
 >>> out, weights = ours(x, memory, memory)
->>> out.shape, weights.shape
-(torch.Size([3, 5, 8]), torch.Size([3, 5, 7]))
+>>> {"output": out.shape, "weights": weights.shape}
+{'output': torch.Size([3, 5, 8]), 'weights': torch.Size([3, 5, 7])}
 >>> torch.testing.assert_close((out, weights), theirs(x, memory, memory))
 >>> torch.testing.assert_close(ours(x, x, x), theirs(x, x, x))
+>>> from torchenstein.transformers.attention import einsum_multi_head_attention
+>>> params = (ours.in_proj_weight, ours.in_proj_bias, ours.out_proj.weight, ours.out_proj.bias)
+>>> torch.testing.assert_close(out, einsum_multi_head_attention(x, memory, memory, 2, *params))
 
 ```
 
@@ -153,10 +141,10 @@ PyTorch's (on its weight-computing path, below) in float32 and float64 for batch
 and without biases, self- and cross-attention, every mask kind and both together, averaged or per-head
 weights, batched and unbatched, in training mode (with `dropout=0`, and with `dropout > 0` under the
 same seed) and in evaluation mode; the gradients of the inputs are bitwise equal too, and those of
-the parameters equal to float tolerance (their sums over tokens run in another order). In bfloat16 the
-two are not bitwise equal (PyTorch adds the mask inside `baddbmm`, before rounding, among other
-roundings): outputs agree within `atol=rtol=2e-2` and gradients within 5% of their largest entry
-(under 3% measured). Initialisation, `state_dict` both ways and the errors are pinned as well.
+the parameters equal to float tolerance (their sums over tokens run in another order). In bfloat16 and
+float16 the two are not always bitwise equal (PyTorch adds the mask inside `baddbmm`, before rounding,
+among other roundings): outputs agree within `atol=rtol=2e-2` and gradients within 5% of their largest
+entry. Non-contiguous inputs (strided views, transposes) are bitwise equal too. Initialisation, `state_dict` both ways and the errors are pinned as well.
 
 ## Two masks, in PyTorch's polarity
 
@@ -197,7 +185,8 @@ True
 ```
 
 `is_causal=True` is only a *hint* in `nn.MultiheadAttention`: the causal `attn_mask` must come with it
-(PyTorch refuses the hint alone, and so do we, with a `ValueError`).
+(PyTorch refuses the hint alone, and so do we, with a `ValueError`). One exception: PyTorch's fast
+path, below, accepts the hint alone and then applies *no* mask at all.
 
 ## Weights, layouts and unbatched inputs
 
@@ -210,17 +199,18 @@ expects `(T, B, E)`; a 2-D input `(T, E)` is one unbatched sequence, whatever `b
 ```pycon
 >>> out, averaged = ours(x, x, x)
 >>> _, each_head = ours(x, x, x, average_attn_weights=False)
->>> averaged.shape, each_head.shape
-(torch.Size([3, 5, 5]), torch.Size([3, 2, 5, 5]))
->>> torch.equal(averaged, each_head.mean(dim=1)), ours(x, x, x, need_weights=False)[1] is None
-(True, True)
+>>> {"averaged": averaged.shape, "each head": each_head.shape}
+{'averaged': torch.Size([3, 5, 5]), 'each head': torch.Size([3, 2, 5, 5])}
+>>> {"averaged is the heads' mean": torch.equal(averaged, each_head.mean(dim=1)),
+...  "need_weights=False gives None": ours(x, x, x, need_weights=False)[1] is None}
+{"averaged is the heads' mean": True, 'need_weights=False gives None': True}
 >>> seq_first = MultiheadAttention(8, 2)                          # batch_first=False: (T, B, E)
 >>> _ = seq_first.load_state_dict(ours.state_dict())
 >>> xt = x.transpose(0, 1)                                        # (L, B, E)
 >>> torch.testing.assert_close(seq_first(xt, xt, xt)[0].transpose(0, 1), out)
 >>> single, single_weights = ours(x[0], x[0], x[0])               # (L, E): unbatched
->>> single.shape, single_weights.shape
-(torch.Size([5, 8]), torch.Size([5, 5]))
+>>> {"output": single.shape, "weights": single_weights.shape}
+{'output': torch.Size([5, 8]), 'weights': torch.Size([5, 5])}
 >>> torch.testing.assert_close(single, out[0])
 
 ```
@@ -238,10 +228,12 @@ road), no autocast, and the fast path switched on (`torch.backends.mha.get_fastp
 >>> from torchenstein.transformers.multihead import fast_path_taken
 >>> _ = theirs.eval(), ours.eval()
 >>> with torch.no_grad():
-...     print(fast_path_taken(theirs, x, x, x), fast_path_taken(theirs, x, memory, memory))
+...     print("self-attention, fast path:", fast_path_taken(theirs, x, x, x))
+...     print("cross-attention, fast path:", fast_path_taken(theirs, x, memory, memory))
 ...     torch.testing.assert_close(ours(x, x, x, key_padding_mask=key_padding_mask),
 ...                                theirs(x, x, x, key_padding_mask=key_padding_mask))
-True False
+self-attention, fast path: True
+cross-attention, fast path: False
 
 ```
 
@@ -254,10 +246,11 @@ True False
       agree with ours to float tolerance when a mask is given, bitwise without one.
     - **The `is_causal` hint.** When PyTorch takes its `need_weights=False` road with no padding mask, it
       trusts the hint and *ignores* `attn_mask`; ours always applies the mask. They agree whenever the
-      mask really is causal.
+      mask really is causal. And on its fast path PyTorch accepts `is_causal=True` *without* `attn_mask`
+      (no error, as of torch 2.13) and lets every query see every key, the future included; ours refuses.
     - **Not built here:** `kdim`/`vdim` other than `embed_dim`, `add_bias_kv`, `add_zero_attn` and nested
-      tensors; asking for them raises a `ValueError` that says so. Bad shapes raise `ValueError`/`TypeError`
-      where PyTorch raises `AssertionError`/`RuntimeError`, and mixed boolean/float masks are accepted
+      tensors; asking for them raises a `ValueError` that says so. Bad shapes, and inputs whose dtype is not
+      the parameters', raise `ValueError`/`TypeError` where PyTorch raises `AssertionError`/`RuntimeError`, and mixed boolean/float masks are accepted
       without PyTorch's deprecation warning.
     - **Dropout.** With `need_weights=True` both draw the same random numbers, so with one seed they drop
       the same weights; with `need_weights=False` PyTorch's fused kernel draws its own.
@@ -350,8 +343,8 @@ MHA: 32 K/V heads, 2048 MiB, measured equal: True
 GQA:  8 K/V heads,  512 MiB, measured equal: True
 MQA:  1 K/V heads,   64 MiB, measured equal: True
 >>> small = allocate_kv_cache(num_layers=2, num_kv_heads=2, head_dim=8, seq_len=16, dtype=torch.float16)
->>> tensor_bytes(small), kv_cache_bytes(2, 2, 8, 16, dtype=torch.float16)
-(2048, 2048)
+>>> {"measured": tensor_bytes(small), "formula": kv_cache_bytes(2, 2, 8, 16, dtype=torch.float16)}
+{'measured': 2048, 'formula': 2048}
 
 ```
 
@@ -376,8 +369,8 @@ why many recent open models chose groups rather than MQA.
     ...  "sentence 1 is NaN": out[1].isnan().all().item()}
     {'sentence 0 reads only padding': True, 'sentence 1 is NaN': True}
     >>> out, weights = mha(x[:2], x[:2], x[:2], key_padding_mask=attention_mask == 0)    # True = ignore
-    >>> weights[0, :, 3:].sum().item(), out.isnan().any().item()
-    (0.0, False)
+    >>> {"weight on sentence 0's padding": weights[0, :, 3:].sum().item(), "any NaN": out.isnan().any().item()}
+    {"weight on sentence 0's padding": 0.0, 'any NaN': False}
 
     ```
 
@@ -417,6 +410,7 @@ why many recent open models chose groups rather than MQA.
     [Tensor Metamorphosis](../../tensors/metamorphosis/index.md)):
 
     ```pycon
+    >>> from torchenstein.tensors.metamorphosis import merge_heads, split_heads
     >>> tokens = (10 * torch.arange(4)[:, None] + torch.arange(4)).unsqueeze(0)   # (B=1, T=4, E=4)
     >>> heads = split_heads(tokens, num_heads=2).contiguous()    # like attention's fresh output
     >>> heads.transpose(1, 2).view(1, 4, 4)
@@ -440,8 +434,8 @@ why many recent open models chose groups rather than MQA.
     ```pycon
     >>> _, weights = ours(x, x, x, attn_mask=attn_mask)                 # averaged: (B, L, S)
     >>> _, per_head = ours(x, x, x, attn_mask=attn_mask, average_attn_weights=False)   # (B, h, L, S)
-    >>> weights.shape, per_head.shape
-    (torch.Size([3, 5, 5]), torch.Size([3, 2, 5, 5]))
+    >>> {"weights": weights.shape, "per_head": per_head.shape}
+    {'weights': torch.Size([3, 5, 5]), 'per_head': torch.Size([3, 2, 5, 5])}
     >>> {"weights[0] is head 0": torch.equal(weights[0], per_head[0, 0]),
     ...  "weights[0] is the heads' mean": torch.equal(weights[0], per_head[0].mean(dim=0))}
     {'weights[0] is head 0': False, "weights[0] is the heads' mean": True}

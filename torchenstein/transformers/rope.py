@@ -19,7 +19,8 @@ r"""
 - prove the relative-position property, the preserved norm, and equality with Hugging Face's
   `LlamaRotaryEmbedding` and `apply_rotary_pos_emb`;
 - feed RoPE the right positions in a KV cache, and read its long-range decay;
-- dodge Hammer's traps: a lost `inv_freq` buffer, the wrong layout, bfloat16 angles and rotated values.
+- keep `inv_freq` in a buffer that `reset_parameters` can rebuild, and dodge Hammer's traps: the wrong
+  layout, bfloat16 angles and rotated values.
 
 ## Position as an angle
 
@@ -162,8 +163,8 @@ the two forms judge each other:
 tensor([0.5403, 0.5403, 0.9950, 0.9950, 0.9999, 0.9999, 1.0000, 1.0000])
 >>> by_turns = apply_rotary_interleaved(q, k, cos_i, sin_i, unsqueeze_dim=None)
 >>> freqs_cis = rope_freqs_cis(torch.arange(3), 8)        # e^{i m theta_j}: (T, d/2) complex
->>> freqs_cis.dtype, freqs_cis.abs().allclose(torch.ones(3, 4))
-(torch.complex64, True)
+>>> {"dtype": freqs_cis.dtype, "all of modulus 1": freqs_cis.abs().allclose(torch.ones(3, 4))}
+{'dtype': torch.complex64, 'all of modulus 1': True}
 >>> torch.testing.assert_close(apply_rotary_complex(q, k, freqs_cis), by_turns)
 >>> z = torch.view_as_complex(q[0, 0, 1].reshape(4, 2))   # position 1's pairs as complex numbers
 >>> torch.testing.assert_close(torch.view_as_real(z * freqs_cis[1]).flatten(), by_turns[0][0, 0, 1])
@@ -225,8 +226,9 @@ million, leaves the score unchanged to $10^{-9}$, and rotating never changes a l
 >>> q, k = torch.randn(2, 64, dtype=torch.float64).unbind(0)
 >>> shifts = torch.tensor([0, 1, 100, 10_000, 1_000_000])
 >>> scores = rotary_score(q, k, 7 + shifts, 3 + shifts)  # m - n = 4 at five places
->>> round(scores[0].item(), 6), torch.allclose(scores, scores[0].expand(5), rtol=0, atol=1e-9)
-(9.068522, True)
+>>> {"score": round(scores[0].item(), 6),
+...  "the same at all five places": torch.allclose(scores, scores[0].expand(5), rtol=0, atol=1e-9)}
+{'score': 9.068522, 'the same at all five places': True}
 >>> cos64, sin64 = rope_cos_sin(shifts, 64, dtype=torch.float64)
 >>> q_far, _ = apply_rotary(q.expand(5, 64), q.expand(5, 64), cos64, sin64, unsqueeze_dim=None)
 >>> torch.allclose(q_far.norm(dim=-1), q.norm().expand(5), rtol=0, atol=1e-12)
@@ -253,9 +255,26 @@ why, and for the price).
 >>> hidden = torch.randn(2, 6, 64, dtype=torch.bfloat16)  # (B, T, E): lends dtype and device
 >>> position_ids = torch.arange(6).expand(2, 6)           # (B, T)
 >>> cos, sin = rope(hidden, position_ids)
->>> cos.shape, cos.dtype, list(rope.state_dict())
-(torch.Size([2, 6, 16]), torch.bfloat16, [])
+>>> {"shape": cos.shape, "dtype": cos.dtype, "state_dict": list(rope.state_dict())}
+{'shape': torch.Size([2, 6, 16]), 'dtype': torch.bfloat16, 'state_dict': []}
 >>> torch.equal(cos, rope_cos_sin(position_ids, 16, 500000.0, dtype=torch.bfloat16)[0])
+True
+
+```
+
+A buffer no checkpoint restores must be computable again: a model built on the `meta` device and
+materialised with `to_empty` holds garbage frequencies, and `load_state_dict` reports every key matched.
+That is the [positional lesson](../../nn/positional/index.md)'s trap of a table computed only in
+`__init__`, and its cure applies unchanged (Hugging Face's `_init_weights` now recomputes every rotary
+`inv_freq` for this reason): `RotaryEmbedding` computes its buffer in `reset_parameters`, to be called
+once after `to_empty`.
+
+```pycon
+>>> with torch.device("meta"):                       # shapes only: nothing is computed
+...     lazy = RotaryEmbedding(8)
+>>> _ = lazy.to_empty(device="cpu")                  # fresh, uninitialised memory
+>>> lazy.reset_parameters()                          # recompute what __init__ computed
+>>> torch.equal(lazy.inv_freq, rope_frequencies(8))
 True
 
 ```
@@ -274,7 +293,10 @@ gradients included. The challenge below is proved equal to Hugging Face's `"line
     `rope_cos_sin(..., dtype=torch.float64)` is the exception: it computes frequencies, angles and
     cosines in float64. Near the start of a sequence the two agree to float32 tolerance; far along, ours
     is the more exact (a test pins both at position 100000: ours matches `math.cos` to float64
-    precision, Hugging Face's only to float32's).
+    precision, Hugging Face's only to float32's). Position ids may be integers of any width (int32
+    gives int64's tables, bit for bit) or float32/float64; float16 and bfloat16 ids are refused with a
+    `TypeError`, where Hugging Face casts them to float32 too late: float16 has already turned 70000
+    into `inf` and its tables into `NaN`.
 
 ## Positions in a KV cache
 
@@ -329,34 +351,6 @@ projections are free to line up the slow pairs so that a distant token scores hi
 
 ## Dr. Hammer's traps
 
-!!! hammer "Dr. Hammer's trap: an `inv_freq` nobody recomputes"
-    The [positional lesson](../../nn/positional/index.md) met this trap with a sinusoidal table; here is
-    the buffer it warned about. Hammer builds his model on the `meta` device (shapes, no memory),
-    materialises it with `to_empty` and loads a checkpoint. `inv_freq` is non-persistent, so the
-    checkpoint has no copy of it, `load_state_dict` reports all keys matched, and the frequencies are
-    whatever bytes `to_empty` left behind. Deterministic mode fills fresh memory with NaN, which makes
-    the garbage visible. The cure is one call, `reset_parameters()`, after `to_empty`; a module that
-    computes its buffer only in `__init__` has nothing to call (Hugging Face's `_init_weights` now
-    recomputes every rotary `inv_freq` for this reason).
-
-    ```pycon
-    >>> with torch.device("meta"):                       # shapes only: nothing is computed
-    ...     rope = RotaryEmbedding(8)
-    >>> rope.inv_freq.device.type
-    'meta'
-    >>> torch.use_deterministic_algorithms(True)         # fresh memory becomes NaN
-    >>> _ = rope.to_empty(device="cpu")
-    >>> torch.use_deterministic_algorithms(False)
-    >>> rope.load_state_dict({})                         # the checkpoint: no inv_freq in it
-    <All keys matched successfully>
-    >>> print("Hammer stops here, and the frequencies are NaN:", rope.inv_freq.isnan().all().item())
-    Hammer stops here, and the frequencies are NaN: True
-    >>> rope.reset_parameters()                          # recompute what __init__ computed
-    >>> print("after reset_parameters, the formula:", torch.equal(rope.inv_freq, rope_frequencies(8)))
-    after reset_parameters, the formula: True
-
-    ```
-
 !!! hammer "Dr. Hammer's trap: the other codebase's layout"
     Hammer loads projection weights trained with interleaved RoPE (Meta's original checkpoints, GPT-J)
     into a model that rotates the rotate-half way. The shapes fit, nothing raises, and the diagonal of the
@@ -408,11 +402,11 @@ projections are free to line up the slow pairs so that a distant token scores hi
     cosine error, ours: 0.002
     >>> rope = RotaryEmbedding(128).to(torch.bfloat16)               # the whole model cast, buffer too
     >>> probe = torch.zeros(1)                                        # lends float32: no final rounding
-    >>> rope.inv_freq.dtype, round((rope(probe, position)[0] - cos32).abs().max().item(), 2)
-    (torch.bfloat16, 1.93)
+    >>> {"buffer": rope.inv_freq.dtype, "cosine error": round((rope(probe, position)[0] - cos32).abs().max().item(), 2)}
+    {'buffer': torch.bfloat16, 'cosine error': 1.93}
     >>> rope.reset_parameters()
-    >>> rope.inv_freq.dtype, (rope(probe, position)[0] - cos32).abs().max().item()
-    (torch.float32, 0.0)
+    >>> {"buffer": rope.inv_freq.dtype, "cosine error": (rope(probe, position)[0] - cos32).abs().max().item()}
+    {'buffer': torch.float32, 'cosine error': 0.0}
 
     ```
 
@@ -576,7 +570,7 @@ def rope_cos_sin(
 
     Raises:
         ValueError: if ``head_dim`` or ``base`` is invalid.
-        TypeError: if ``positions`` is not a real tensor.
+        TypeError: if ``positions`` is not a real tensor, or is float16/bfloat16.
 
     Examples:
         >>> cos, sin = rope_cos_sin(torch.arange(5), 8)
@@ -584,6 +578,10 @@ def rope_cos_sin(
         (torch.Size([5, 8]), torch.float32)
         >>> rope_cos_sin(torch.arange(5), 8, dtype=torch.bfloat16)[0].dtype
         torch.bfloat16
+        >>> rope_cos_sin(torch.tensor([70000.0]).half(), 8)
+        Traceback (most recent call last):
+        ...
+        TypeError: positions must be integers, float32 or float64, got dtype torch.float16: half precision cannot hold them (float16 stops at 65504, bfloat16 cannot even hold 257)
     """
     positions = _check_positions(positions)
     compute = torch.float64 if dtype == torch.float64 else torch.float32
@@ -1046,6 +1044,10 @@ def _check_positions(positions: object) -> Tensor:
     positions = torch.as_tensor(positions)
     if positions.dtype == torch.bool or positions.is_complex():
         raise TypeError(f"positions must hold integers or real numbers, got dtype {positions.dtype}")
+    if positions.dtype in (torch.float16, torch.bfloat16):
+        # Too late to compute in float32: the positions themselves are already rounded (or infinite).
+        raise TypeError(f"positions must be integers, float32 or float64, got dtype {positions.dtype}: half "
+                        "precision cannot hold them (float16 stops at 65504, bfloat16 cannot even hold 257)")
     return positions
 
 
