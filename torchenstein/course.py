@@ -520,6 +520,12 @@ COURSE: tuple[Part, ...] = (
                 "Tensor, module and saved-tensor hooks: recorders for activations and gradients, clipping "
                 "during backward proved equal to clip_grad_value_, and the bytes autograd saves counted.",
             ),
+            Lesson(
+                "torchenstein.advanced.profiling",
+                "Profiling and benchmarking",
+                "Honest timing with torch.utils.benchmark, labelled regions in torch.profiler, FLOPs counted by "
+                "hand equal to FlopCounterMode for Linear and attention, and model FLOPs utilisation.",
+            ),
         ),
     ),
 )
