@@ -180,6 +180,18 @@ def test_common_schedules_end_with_signal_left():
     assert 0 < ends["squaredcos_cap_v2"] < 1e-8
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_rescale_in_half_precision_is_float32_rounded_once_where_diffusers_makes_nan(diffusers_ddpm, dtype):
+    """Where it differs: half-precision betas are rescaled in float32; diffusers' float16 makes NaN."""
+    betas = make_betas(1000).to(dtype)
+    ours = rescale_zero_terminal_snr(betas)
+    assert ours.dtype == dtype and ours[-1].item() == 1.0 and ours.isfinite().all()
+    torch.testing.assert_close(ours, rescale_zero_terminal_snr(betas.float()).to(dtype), rtol=0, atol=0)
+    theirs = diffusers_ddpm.rescale_zero_terminal_snr(betas.clone())
+    if dtype == torch.float16:
+        assert int(theirs.isnan().sum()) == 2
+
+
 def test_rescale_refuses_what_diffusers_turns_into_nan(diffusers_ddpm):
     """Where it differs: one beta (or a constant alpha_bar) makes diffusers divide zero by zero."""
     one = torch.tensor([0.02])

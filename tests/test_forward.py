@@ -4,6 +4,8 @@ in half precision, gradients, broadcasting, errors, data, figures and challenges
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -104,6 +106,28 @@ def test_q_sample_is_add_noise_for_random_shapes_and_schedules(shape, T, seed):
     )
 
 
+def test_integer_timesteps_of_every_width_are_timesteps(ddpm):
+    """int32 timesteps are add_noise's bit for bit; uint8/int8/int16, which add_noise refuses or reads as a
+    boolean mask, are read as timesteps too (and a uint8 255 is not mistaken for out of range)."""
+    scheduler = ddpm()
+    x0, noise = _randn((4, 3), 0, torch.float32), _randn((4, 3), 1, torch.float32)
+    t = torch.tensor([0, 5, 100, 127])
+    expected = q_sample(x0, t, scheduler.alphas_cumprod, noise)
+    torch.testing.assert_close(scheduler.add_noise(x0, noise, t.int()), expected, rtol=0, atol=0)
+    for dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+        torch.testing.assert_close(q_sample(x0, t.to(dtype), scheduler.alphas_cumprod, noise), expected, rtol=0, atol=0)
+    top = torch.tensor([255, 0, 1, 2])
+    torch.testing.assert_close(
+        q_sample(x0, top.to(torch.uint8), scheduler.alphas_cumprod, noise),
+        q_sample(x0, top, scheduler.alphas_cumprod, noise), rtol=0, atol=0,
+    )
+    with pytest.raises(ValueError, match=r"from 0 to 99 .* got \[255\]"):
+        q_sample(x0, top.to(torch.uint8), scheduler.alphas_cumprod[:100], noise)
+    with warnings.catch_warnings(), pytest.raises((IndexError, RuntimeError)):  # diffusers: uint8 is a mask
+        warnings.simplefilter("ignore")  # "indexing with dtype torch.uint8 is now deprecated"
+        scheduler.add_noise(x0, noise, t.to(torch.uint8))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_rounds_once_where_add_noise_loses_the_first_timesteps(ddpm, dtype):
     """Where it differs: ours computes in float32 and rounds once; add_noise computes in the half type."""
@@ -144,6 +168,10 @@ def test_q_sample_on_cuda_matches_add_noise(ddpm):
     ours = q_sample(x0, t, scheduler.alphas_cumprod, noise)
     assert ours.device == x0.device
     torch.testing.assert_close(ours, scheduler.add_noise(x0, noise, t))
+    # Timesteps and schedule left on the CPU (int32, float64) are moved to the samples' device, as add_noise does.
+    for t_cpu, schedule in ((t.cpu(), scheduler.alphas_cumprod), (t.cpu().int(), scheduler.alphas_cumprod.double())):
+        torch.testing.assert_close(q_sample(x0, t_cpu, schedule, noise), ours, rtol=0, atol=0)
+    torch.testing.assert_close(q_sample(x0, int(t[0]), scheduler.alphas_cumprod, noise)[0], ours[0], rtol=0, atol=0)
 
 
 # --- the chain of steps against the jump ----------------------------------------------------------------

@@ -43,6 +43,27 @@ def _hook_count(model):
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
+_GLOBAL_HOOK_DICTS = (
+    "_global_forward_pre_hooks", "_global_forward_hooks", "_global_backward_pre_hooks", "_global_backward_hooks",
+)
+
+
+@pytest.fixture(autouse=True)
+def no_global_hook_left_behind():
+    """A global module hook outlives its test, and would fire in every later test of the session: fail
+    the test that leaves one, and take it out so that no other test pays for it."""
+    import torch.nn.modules.module as module_module
+
+    dicts = [getattr(module_module, name) for name in _GLOBAL_HOOK_DICTS if hasattr(module_module, name)]
+    before = [dict(d) for d in dicts]
+    yield
+    leaked = [key for d, old in zip(dicts, before, strict=True) for key in d if key not in old]
+    for d, old in zip(dicts, before, strict=True):
+        for key in [key for key in d if key not in old]:
+            del d[key]
+    assert not leaked, f"global module hooks left behind: {leaked}"
+
+
 # Tensor and module hooks: the facts the lesson states
 
 
@@ -165,6 +186,13 @@ def test_global_hooks_hear_every_module_and_go_when_removed():
     assert calls == ["Linear", "ReLU", "Sequential", "GELU"]
     nn.Linear(2, 2)(torch.ones(1, 2))
     assert len(calls) == 4
+    # A global hook runs before the module's own.
+    order, layer = [], nn.Linear(2, 2)
+    with layer.register_forward_hook(lambda m, a, o: order.append("own")), register_module_forward_hook(
+        lambda m, a, o: order.append("global")
+    ):
+        layer(torch.ones(1, 2))
+    assert order == ["global", "own"]
 
 
 def test_temporary_hooks_remove_everything_on_error_tensor_hooks_too():
@@ -325,6 +353,11 @@ def test_gradient_recorder_tolerates_in_place_relu_where_full_backward_hooks_ref
     with inplace[0].register_full_backward_hook(lambda *a: None):
         with pytest.raises(RuntimeError, match="BackwardHookFunction"):
             inplace(x)
+        # Under no_grad nothing is wrapped: the in-place ReLU runs, and forward hooks still fire.
+        fired = []
+        with torch.no_grad(), inplace[0].register_forward_hook(lambda m, a, o: fired.append(o.shape)):
+            torch.testing.assert_close(inplace(x), plain(x))
+        assert fired == [(3, 8)]
 
 
 def test_gradient_recorder_on_attention_and_after_exit():

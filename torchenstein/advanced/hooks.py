@@ -56,8 +56,8 @@ A hook must not modify the gradient it is handed in place; it returns a new one.
 >>> seen = []
 >>> handle = w.register_hook(lambda grad: seen.append(grad.clone()))   # returns None: just looks
 >>> (w * 3 + w * 5).sum().backward()
->>> seen, w.grad                                  # one call, with the two paths already added up
-([tensor([8., 8.])], tensor([8., 8.]))
+>>> {"hook calls": seen, "w.grad": w.grad}         # one call, with the two paths already added up
+{'hook calls': [tensor([8., 8.])], 'w.grad': tensor([8., 8.])}
 >>> handle.remove()
 >>> w.grad = None
 >>> h = w * 2                                     # a non-leaf
@@ -138,8 +138,8 @@ hook at the end of the block, as here.)
 >>> caught = {}
 >>> with layer.register_full_backward_hook(lambda m, g_in, g_out: caught.update(g_in=g_in, g_out=g_out)):
 ...     layer(x).sum().backward()
->>> [tuple(g.shape) for g in caught["g_in"]], [tuple(g.shape) for g in caught["g_out"]]
-([(4, 3)], [(4, 2)])
+>>> {name: [tuple(g.shape) for g in grads] for name, grads in caught.items()}
+{'g_in': [(4, 3)], 'g_out': [(4, 2)]}
 >>> torch.testing.assert_close(caught["g_in"][0], caught["g_out"][0] @ layer.weight)
 >>> torch.testing.assert_close(caught["g_in"][0], x.grad)
 
@@ -183,8 +183,8 @@ forward hook keeps the map and returns only what the model expects:
 ...       attention.register_forward_hook(keep_weights, with_kwargs=True)):
 ...     tokens = torch.randn(2, 5, 8)
 ...     out, weights = attention(tokens, tokens, tokens, need_weights=False)
->>> out.shape, weights, maps[0].shape                     # (B, L, S): averaged over the heads
-(torch.Size([2, 5, 8]), None, torch.Size([2, 5, 5]))
+>>> {"out": tuple(out.shape), "weights": weights, "kept map": tuple(maps[0].shape)}   # (B, L, S), averaged over heads
+{'out': (2, 5, 8), 'weights': None, 'kept map': (2, 5, 5)}
 
 ```
 
@@ -226,7 +226,7 @@ pass right there.
 
 **Global hooks.** `torch.nn.modules.module.register_module_forward_hook(fn)` (and its `_pre_`,
 `_backward_` siblings) registers a hook on *every module in the process*: yours, your library's, the
-data augmentation's, the other model in the same notebook. It runs before each module's own hooks.
+data augmentation's, the other model in the same notebook. It runs before each module's own hooks (a test checks the order).
 It is a powerful debugging tool, and a dangerous one: a forgotten global hook slows every call of every
 module and may change outputs anywhere. Scope it as tightly as a local one:
 
@@ -269,8 +269,8 @@ output of running the layers by hand, one by one:
 >>> for name, layer in model.named_children():
 ...     h = layer(h)
 ...     torch.testing.assert_close(recorder[name], h)
->>> recorder["4"].requires_grad, logits.requires_grad
-(False, True)
+>>> {"recording requires grad": recorder["4"].requires_grad, "logits require grad": logits.requires_grad}
+{'recording requires grad': False, 'logits require grad': True}
 >>> ActivationRecorder(model, ["5"])
 Traceback (most recent call last):
 ...
@@ -288,8 +288,9 @@ The backward twin, [`GradientRecorder`][torchenstein.advanced.hooks.GradientReco
 $\partial L / \partial\,\text{output}$ for every module. It could use full backward hooks, but it uses a
 lighter trick: a forward hook registers a *tensor hook* on each output as it is made, and the tensor hook
 files the gradient when it passes. Full backward hooks wrap the module's inputs and outputs in an extra
-autograd function, which forbids later in-place operations on them (an `nn.ReLU(inplace=True)` right
-after the module raises) and warns when no input requires grad (see the traps); a tensor hook on the
+autograd function, which forbids later in-place operations on them while gradients are being recorded
+(an `nn.ReLU(inplace=True)` right after the module raises; under `torch.no_grad()` nothing is wrapped and
+it runs) and warns when no input requires grad (see the traps); a tensor hook on the
 output costs nothing of the kind. It agrees with autograd's own answer, `torch.autograd.grad` with
 respect to the recorded outputs:
 
@@ -360,9 +361,9 @@ A parameter used twice in one pass is no problem: its hook fires once, on the su
 
 To compute gradients, many operations keep some of their tensors until `backward`: $\partial(xW^\top) /
 \partial W$ needs $x$, the derivative of ReLU needs to know where its output was positive. These
-**saved tensors** are the main reason a forward pass for training needs more memory than one for
-inference. Each graph node
-shows them as `_saved_*` attributes:
+**saved tensors**, met with their `_saved_*` attributes and the version counter that guards them in
+[Autograd](../../tensors/autograd/index.md), are the main reason a forward pass for training needs more
+memory than one for inference. Here is what each node of a small MLP saves:
 
 ```pycon
 >>> _ = torch.manual_seed(0)
@@ -375,8 +376,8 @@ shows them as `_saved_*` attributes:
 >>> {"last": last.name(), "saves input": tuple(last._saved_mat1.shape),
 ...  "saves weight.t()": tuple(last._saved_mat2.shape), "ReLU saves": tuple(relu._saved_result.shape)}
 {'last': 'AddmmBackward0', 'saves input': (8, 32), 'saves weight.t()': (32, 4), 'ReLU saves': (8, 32)}
->>> first._saved_mat1.shape, first._saved_mat2           # x's gradient is not wanted: no weight saved
-(torch.Size([8, 16]), None)
+>>> {"first saves input": tuple(first._saved_mat1.shape), "first saves weight.t()": first._saved_mat2}
+{'first saves input': (8, 16), 'first saves weight.t()': None}
 
 ```
 
@@ -392,14 +393,14 @@ knows the rules above, agrees:
 
 ```pycon
 >>> from torchenstein.advanced.hooks import SavedTensorLedger, linear_relu_saved_bytes, saved_bytes
->>> saved_bytes(mlp, x), linear_relu_saved_bytes([16, 32, 32, 4], batch_size=8)
-(9216, 9216)
+>>> {"measured": saved_bytes(mlp, x), "by hand": linear_relu_saved_bytes([16, 32, 32, 4], batch_size=8)}
+{'measured': 9216, 'by hand': 9216}
 >>> with SavedTensorLedger() as ledger:
 ...     out = mlp(x)
 >>> [r.shape for r in ledger.records]
 [(8, 16), (8, 32), (8, 32), (32, 32), (8, 32), (8, 32), (32, 4)]
->>> ledger.distinct_bytes(), ledger.distinct_bytes(exclude=mlp.parameters())
-(7168, 2560)
+>>> {"distinct": ledger.distinct_bytes(), "distinct, parameters aside": ledger.distinct_bytes(exclude=mlp.parameters())}
+{'distinct': 7168, 'distinct, parameters aside': 2560}
 
 ```
 
@@ -463,14 +464,17 @@ and brings them back for `backward`, bit for bit: PyTorch ships that one as
     ...         for _ in range(5):
     ...             mlp(torch.randn(8, 16))               # the output is dropped at once
     ...     return ledger.live_bytes()
-    >>> validate(lambda out: out), validate(lambda out: out.detach())
-    (46080, 0)
+    >>> {"hoarded": validate(lambda out: out), "detached": validate(lambda out: out.detach())}
+    {'hoarded': 46080, 'detached': 0}
+    >>> with torch.no_grad():                             # the forward hooks still fire, nothing is saved
+    ...     {"hoarded, under no_grad": validate(lambda out: out)}
+    {'hoarded, under no_grad': 0}
 
     ```
 
     Five times the whole graph of the forward pass (9216 bytes each, as counted above) against nothing.
     `ActivationRecorder` detaches for you; `torch.no_grad()` around a validation loop saves nothing in the
-    first place.
+    first place (forward hooks still run under it, tensor and backward hooks have no backward to run in).
 
 !!! hammer "Dr. Hammer's trap: the first layer's missing grad_input"
     Hammer logs the norm of every layer's input gradient with a full backward hook. On the first layer,
@@ -536,15 +540,16 @@ and brings them back for `backward`, bit for bit: PyTorch ships that one as
     ...     logged.clear()
     ...     with monster.register_forward_hook(lambda m, args, out: logged.append(out.shape)):
     ...         _ = monster(torch.ones(1, 2))
-    >>> len(logged), len(monster._forward_hooks)
-    (1, 0)
+    >>> {"hook calls per forward pass": len(logged), "hooks left": len(monster._forward_hooks)}
+    {'hook calls per forward pass': 1, 'hooks left': 0}
 
     ```
 
 !!! hammer "Dr. Hammer's trap: editing the output in place"
     Hammer doubles a ReLU's output in a forward hook with `output.mul_(2)`: no return value needed, he
     says, the tensor is changed anyway. The forward pass is fine. But `ReLU` saved that very tensor for its
-    backward pass, and autograd's version counter notices it was overwritten:
+    backward pass, and autograd's version counter (see [Autograd](../../tensors/autograd/index.md)) notices
+    it was overwritten:
 
     ```pycon
     >>> net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))

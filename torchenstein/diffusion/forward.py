@@ -40,8 +40,9 @@ use, and asks how to choose one.)
 ```pycon
 >>> import torch
 >>> betas = torch.linspace(1e-4, 0.02, 1000)
->>> betas.shape, betas.dtype, round(betas[0].item(), 6), round(betas[-1].item(), 6)
-(torch.Size([1000]), torch.float32, 0.0001, 0.02)
+>>> {"shape": tuple(betas.shape), "dtype": betas.dtype, "first": round(betas[0].item(), 6),
+...  "last": round(betas[-1].item(), 6)}
+{'shape': (1000,), 'dtype': torch.float32, 'first': 0.0001, 'last': 0.02}
 
 ```
 
@@ -56,8 +57,9 @@ drawn by its [`make_spiral`][torchenstein.training.loop.make_spiral].
 >>> from torchenstein.diffusion.forward import load_digit_images
 >>> from torchenstein.training.loop import make_spiral
 >>> images, labels = load_digit_images()
->>> images.shape, images.dtype, images.min().item(), images.max().item(), labels[:10].tolist()
-(torch.Size([1797, 1, 8, 8]), torch.float32, -1.0, 1.0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+>>> {"images": tuple(images.shape), "dtype": images.dtype, "range": (images.min().item(), images.max().item()),
+...  "first labels": labels[:10].tolist()}
+{'images': (1797, 1, 8, 8), 'dtype': torch.float32, 'range': (-1.0, 1.0), 'first labels': [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}
 >>> points, arms = make_spiral(n_per_class=200, num_classes=2)
 >>> points.shape
 torch.Size([400, 2])
@@ -103,8 +105,8 @@ it draws no noise itself: the caller passes it, so every result can be reproduce
 >>> x = q_step(x0, 0, betas, torch.randn_like(x0))             # timestep 0: one step from the data
 >>> for t in range(1, 10):
 ...     x = q_step(x, t, betas, torch.randn_like(x))           # timesteps 1..9
->>> x.shape, x.dtype
-(torch.Size([4, 1, 8, 8]), torch.float32)
+>>> {"shape": tuple(x.shape), "dtype": x.dtype}
+{'shape': (4, 1, 8, 8), 'dtype': torch.float32}
 
 ```
 
@@ -200,8 +202,9 @@ part:
 ...                 and ((samples.var(0) - var).abs() < 5 * se_var).all())
 >>> {"chain": within_5_se(chain), "jump": within_5_se(jump), "same numbers": torch.allclose(chain, jump)}
 {'chain': True, 'jump': True, 'same numbers': False}
->>> [round(m, 4) for m in mean.tolist()], round(var.item(), 4), round(se_var.item(), 4)
-([0.6296, -0.3148], 0.6036, 0.0085)
+>>> {"mean": [round(m, 4) for m in mean.tolist()], "variance": round(var.item(), 4),
+...  "its standard error": round(se_var.item(), 4)}
+{'mean': [0.6296, -0.3148], 'variance': 0.6036, 'its standard error': 0.0085}
 
 ```
 
@@ -230,8 +233,9 @@ distinguish $0.9999$ from 1: the two scales agree to about $10^{-4}$ relative, i
 $10^{-12}$ (diffusers computes it the same way, and so do we, to match it).
 
 ```pycon
->>> round(betas[0].sqrt().item(), 7), round((1 - alphas_cumprod[0]).sqrt().item(), 7)
-(0.01, 0.0100008)
+>>> {"step: sqrt(beta_0)": round(betas[0].sqrt().item(), 7),
+...  "jump: sqrt(1 - alpha_bar_0)": round((1 - alphas_cumprod[0]).sqrt().item(), 7)}
+{'step: sqrt(beta_0)': 0.01, 'jump: sqrt(1 - alpha_bar_0)': 0.0100008}
 >>> def scale_gap(dtype):                 # relative gap of the jump's noise scale to the step's, at t = 0
 ...     b = betas.to(dtype)
 ...     return round(((1 - torch.cumprod(1 - b, dim=0)[0]).sqrt() / b[0].sqrt() - 1).item(), 6)
@@ -248,15 +252,17 @@ True
 Hugging Face's `diffusers` library draws its training samples with `DDPMScheduler.add_noise(original_samples,
 noise, timesteps)`, and `q_sample` takes the same three tensors plus the scheduler's `alphas_cumprod`.
 The tests (`tests/test_forward.py`) prove the two equal **bit for bit** in float32 and float64: on images
-of shape $(B, C, H, W)$ and on points of shape $(B, 2)$, with per-sample timesteps of shape $(B,)$ and
-with a single timestep, at both ends of the schedule (0 and $T - 1$), for schedules passed as float32 and
+of shape $(B, C, H, W)$ and on points of shape $(B, 2)$, with per-sample timesteps of shape $(B,)$ (int64
+or int32) and with a single timestep, at both ends of the schedule (0 and $T - 1$), for schedules passed as float32 and
 as float64, for the scheduler built from several constructor settings, and on random shapes with
 random schedules (passed to the scheduler as `trained_betas`). The lesson itself never
 imports diffusers, so it loads fast and runs without it.
 
 Bit for bit, because `q_sample` does what `add_noise` does in the same order: look up $\bar\alpha_t$,
 take $\sqrt{\bar\alpha_t}$ and $\sqrt{1 - \bar\alpha_t}$, reshape them to $(B, 1, \dots, 1)$, and compute
-`sqrt_alpha_bar * x0 + sqrt_one_minus_alpha_bar * noise`.
+`sqrt_alpha_bar * x0 + sqrt_one_minus_alpha_bar * noise`. Timesteps in a narrower integer tensor
+(uint8, int8, int16) are timesteps to `q_sample`; `add_noise` refuses int16 and reads uint8 as a
+boolean mask (an `IndexError`), and a test pins both.
 
 !!! note "Where it differs from diffusers"
     float16 and bfloat16. `add_noise` first casts `alphas_cumprod` to the samples' dtype, then computes
@@ -302,8 +308,8 @@ computes it for every timestep at once:
 >>> ratio = snr(alphas_cumprod)                                 # (T,)
 >>> {t: round(ratio[t].item(), 5) for t in (0, 99, 499, 999)}
 {0: 9997.34082, 99: 8.71043, 499: 0.08529, 999: 4e-05}
->>> int((ratio < 1).nonzero()[0]), int((ratio < 1).sum())     # the first timestep with more noise, and how many
-(259, 741)
+>>> {"first t with SNR < 1": int((ratio < 1).nonzero()[0]), "timesteps with SNR < 1": int((ratio < 1).sum())}
+{'first t with SNR < 1': 259, 'timesteps with SNR < 1': 741}
 >>> bool((ratio[1:] < ratio[:-1]).all())                        # falling at every step
 True
 
@@ -332,8 +338,9 @@ the next lesson's question.
     ...     return abs(round(torch.corrcoef(torch.stack([x_t.flatten(), batch.flatten()]))[0, 1].item(), 1))
     >>> {"hammer": kept(hammer), "q_sample": kept(ours)}
     {'hammer': 1.0, 'q_sample': 0.0}
-    >>> round((1 - betas[t]).sqrt().item(), 4), round(alphas_cumprod[t].sqrt().item(), 4)
-    (0.9899, 0.0064)
+    >>> {"hammer's signal scale": round((1 - betas[t]).sqrt().item(), 4),
+    ...  "the true one": round(alphas_cumprod[t].sqrt().item(), 4)}
+    {"hammer's signal scale": 0.9899, 'the true one': 0.0064}
 
     ```
 
@@ -346,16 +353,17 @@ the next lesson's question.
 
     ```pycon
     >>> hammer_scale, noise_scale = 1 - alphas_cumprod.sqrt(), (1 - alphas_cumprod).sqrt()   # (T,) each
-    >>> round(hammer_scale[999].item(), 4), round(noise_scale[999].item(), 5)
-    (0.9936, 0.99998)
+    >>> {"hammer's at 999": round(hammer_scale[999].item(), 4), "true at 999": round(noise_scale[999].item(), 5)}
+    {"hammer's at 999": 0.9936, 'true at 999': 0.99998}
     >>> round((noise_scale[0] / hammer_scale[0]).item())
     200
     >>> def total_variance(scale):                              # for data of variance 1, at every t
     ...     return alphas_cumprod + scale**2
     >>> {t: round(total_variance(hammer_scale)[t].item(), 3) for t in (0, 249, 499, 999)}
     {0: 1.0, 249: 0.6, 499: 0.597, 999: 0.987}
-    >>> round(total_variance(hammer_scale).min().item(), 3), round(total_variance(noise_scale).min().item(), 3)
-    (0.5, 1.0)
+    >>> {"hammer's lowest": round(total_variance(hammer_scale).min().item(), 3),
+    ...  "q_sample's lowest": round(total_variance(noise_scale).min().item(), 3)}
+    {"hammer's lowest": 0.5, "q_sample's lowest": 1.0}
 
     ```
 
@@ -881,6 +889,8 @@ def _check_forward_args(
     elif not isinstance(t, Tensor) or t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
         got = f"a tensor of dtype {t.dtype}" if isinstance(t, Tensor) else repr(t)
         raise TypeError(f"t must be an int or an integer tensor, got {got}")
+    # int64 before comparing: a uint8 t compared with T = 1000 would wrap 1000 round to 232.
+    t = t.to(torch.int64)
     if t.dim() > 1:
         raise ValueError(f"t must be one timestep or one per sample, shape () or (B,), got shape {tuple(t.shape)}")
     if t.dim() == 1 and (sample.dim() == 0 or t.size(0) != sample.size(0)):
@@ -892,4 +902,4 @@ def _check_forward_args(
     if bad.numel() > 0:
         got = bad.item() if t.dim() == 0 else bad[:5].tolist()
         raise ValueError(f"t must hold timesteps from 0 to {T - 1} (counted from 0, as in diffusers), got {got}")
-    return t.to(device=sample.device, dtype=torch.int64)
+    return t.to(device=sample.device)

@@ -64,8 +64,9 @@ later, when only coarse shapes are left to destroy.
 ```pycon
 >>> from torchenstein.diffusion.schedules import linear_betas
 >>> betas = linear_betas()
->>> torch.equal(betas, schedule.betas), [round(b, 6) for b in betas[[0, 1, -1]].tolist()]
-(True, [0.0001, 0.00012, 0.02])
+>>> {"noise_schedule's": torch.equal(betas, schedule.betas),
+...  "betas 0, 1, 999": [round(b, 6) for b in betas[[0, 1, -1]].tolist()]}
+{"noise_schedule's": True, 'betas 0, 1, 999': [0.0001, 0.00012, 0.02]}
 
 ```
 
@@ -112,7 +113,9 @@ Two details make it work. The **offset** $s = 0.008$ keeps the first steps from 
 with $s = 0$, $\sqrt{\beta_0}$ is a quarter of what it is with the offset, which the paper chose so that
 $\sqrt{\beta_0}$ sits just below the size of one grey level of an image scaled to $[-1, 1]$, $1/127.5$.
 And the **clip** at $0.999$: $f(1)$ is almost exactly 0, so the last beta would be 1 to within
-rounding, and a $\beta$ of 1 makes the reverse process divide by $\sqrt{1 - \beta} = 0$. diffusers calls
+rounding, and a $\beta$ of 1 makes the DDPM paper's reverse step, which multiplies by $1/\sqrt{\alpha_t} =
+1/\sqrt{1 - \beta_t}$, divide by zero. (The repair at the end of this lesson sets the last beta to exactly
+1 on purpose, and its last trap shows what that costs.) diffusers calls
 this schedule `"squaredcos_cap_v2"` and computes it in Python floats (float64), rounding to float32 at the
 end; [`cosine_betas`][torchenstein.diffusion.schedules.cosine_betas] does the same with one vectorised
 float64 computation.
@@ -120,10 +123,11 @@ float64 computation.
 ```pycon
 >>> from torchenstein.diffusion.schedules import cosine_betas
 >>> cos = cosine_betas()
->>> cos.dtype, torch.nonzero(cos == 0.999).flatten().tolist()      # only the last beta is clipped
-(torch.float32, [999])
->>> round(cosine_betas(s=0.0)[0].sqrt().item(), 5), round(cos[0].sqrt().item(), 5), round(1 / 127.5, 5)
-(0.00157, 0.00643, 0.00784)
+>>> {"dtype": cos.dtype, "clipped timesteps": torch.nonzero(cos == 0.999).flatten().tolist()}
+{'dtype': torch.float32, 'clipped timesteps': [999]}
+>>> {"sqrt(beta_0), s = 0": round(cosine_betas(s=0.0)[0].sqrt().item(), 5),
+...  "sqrt(beta_0), s = 0.008": round(cos[0].sqrt().item(), 5), "one grey level": round(1 / 127.5, 5)}
+{'sqrt(beta_0), s = 0': 0.00157, 'sqrt(beta_0), s = 0.008': 0.00643, 'one grey level': 0.00784}
 
 ```
 
@@ -136,8 +140,9 @@ $\bar\alpha_t = f((t+1)/T) / f(0)$, everywhere but at the clipped last timestep 
 >>> f = lambda u: torch.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
 >>> target = f(u) / f(torch.zeros(1, dtype=torch.float64))
 >>> alpha_bar = torch.cumprod(1.0 - cos.double(), dim=0)
->>> bool(torch.allclose(alpha_bar[:-1], target[:-1], rtol=0, atol=1e-6)), alpha_bar[-1].item() > target[-1].item()
-(True, True)
+>>> {"on the curve before T - 1": bool(torch.allclose(alpha_bar[:-1], target[:-1], rtol=0, atol=1e-6)),
+...  "above it at T - 1": alpha_bar[-1].item() > target[-1].item()}
+{'on the curve before T - 1': True, 'above it at T - 1': True}
 
 ```
 
@@ -215,8 +220,9 @@ scheduler's three (float32) arrays.
 >>> from torchenstein.diffusion.schedules import rescale_zero_terminal_snr
 >>> rescaled = rescale_zero_terminal_snr(schedules["linear"].betas)
 >>> alpha_bar = torch.cumprod(1.0 - rescaled, dim=0)
->>> alpha_bar[-1].item(), rescaled[-1].item(), round(snr(alpha_bar)[-1].item(), 6)
-(0.0, 1.0, 0.0)
+>>> {"last alpha_bar": alpha_bar[-1].item(), "last beta": rescaled[-1].item(),
+...  "last SNR": round(snr(alpha_bar)[-1].item(), 6)}
+{'last alpha_bar': 0.0, 'last beta': 1.0, 'last SNR': 0.0}
 >>> torch.allclose(alpha_bar[0], schedules["linear"].alphas_cumprod[0])      # the start is kept
 True
 >>> torch.equal(noise_schedule(rescale_betas_zero_snr=True).betas, rescaled)
@@ -227,7 +233,10 @@ True
 !!! note "Where it differs from diffusers"
     A single beta, or betas that leave $\bar\alpha$ the same at the first and last timestep (all zeros),
     give diffusers' function nothing to rescale: it divides zero by zero and returns NaN, "not a number".
-    Ours refuses them with a `ValueError`, and a test pins both behaviours.
+    Ours refuses them with a `ValueError`, and a test pins both behaviours. float16 and bfloat16 betas
+    are rescaled in float32 and rounded once: in float16, diffusers' $\bar\alpha$ underflows to 0 before
+    the last timestep and the ratios of step 3 turn into NaN; a test pins
+    that too.
 
 At the last timestep, the noisy sample is now the noise itself, bit for bit, as generation assumes:
 
@@ -296,11 +305,12 @@ True
     ```pycon
     >>> t = torch.arange(1000, dtype=torch.float64)
     >>> hammer = f(t / 1000) / f(torch.zeros(1, dtype=torch.float64))   # f(t/T), one step late
-    >>> hammer[0].item(), snr(hammer)[0].item()
-    (1.0, inf)
+    >>> {"hammer's alpha_bar_0": hammer[0].item(), "its SNR": snr(hammer)[0].item()}
+    {"hammer's alpha_bar_0": 1.0, 'its SNR': inf}
     >>> ours = torch.cumprod(1.0 - cosine_betas().double(), dim=0)
-    >>> round(ours[0].item(), 6), torch.allclose(hammer[1:], ours[:-1], rtol=0, atol=1e-6)
-    (0.999959, True)
+    >>> {"our alpha_bar_0": round(ours[0].item(), 6),
+    ...  "hammer's is ours one step late": torch.allclose(hammer[1:], ours[:-1], rtol=0, atol=1e-6)}
+    {'our alpha_bar_0': 0.999959, "hammer's is ours one step late": True}
 
     ```
 
@@ -564,6 +574,9 @@ def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
         ValueError: betas must hold at least two betas to rescale, got 1
     """
     _check_betas(betas)
+    # float16 and bfloat16 are rescaled in float32 and rounded once: in float16 the last alpha_bars
+    # underflow to 0 and their ratios become 0 / 0 = NaN. float32 and float64 are computed as they are.
+    dtype, betas = betas.dtype, betas.to(torch.promote_types(betas.dtype, torch.float32))
     # 1. The signal's scale at every timestep, sqrt(alpha_bar).
     sqrt_alpha_bar = torch.cumprod(1.0 - betas, dim=0).sqrt()  # (T,)
     first, last = sqrt_alpha_bar[0].clone(), sqrt_alpha_bar[-1].clone()
@@ -572,7 +585,7 @@ def rescale_zero_terminal_snr(betas: Tensor) -> Tensor:
     # 3. Back to alpha_bar, and undo the running product: alpha_0 = alpha_bar_0, then ratios of neighbours.
     alpha_bar = sqrt_alpha_bar**2
     alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])  # (T,)
-    return 1 - alphas
+    return (1 - alphas).to(dtype)
 
 
 def plot_schedules(*, num_train_timesteps: int = 1000) -> Figure:
