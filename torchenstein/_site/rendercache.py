@@ -112,12 +112,17 @@ def reuse_or_record(page, page_key: str, autorefs, folder: Path | None = None) -
         )
         _PAGES[uri] = (page_key, rendered)
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            partial = folder / (_file_name(uri) + ".partial")
-            partial.write_text(json.dumps({"key": page_key, "page": rendered.__dict__}), encoding="utf-8")
-            partial.replace(folder / _file_name(uri))
+            _write_whole(folder / _file_name(uri), {"key": page_key, "page": rendered.__dict__})
 
     page.render = record
+
+
+def _write_whole(path: Path, data: dict) -> None:
+    """Write JSON atomically: a build that stops halfway leaves the whole new file or the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    partial.replace(path)
 
 
 def _file_name(name: str) -> str:
@@ -149,10 +154,7 @@ def kept_on_disk(folder: Path, name: str, inputs_key: str, make: Callable[[], ob
     except (OSError, ValueError, KeyError, TypeError):
         pass
     value = make()
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps({"key": inputs_key, "value": value}), encoding="utf-8")
-    partial.replace(path)
+    _write_whole(path, {"key": inputs_key, "value": value})
     return value
 
 

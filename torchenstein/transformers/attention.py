@@ -471,7 +471,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from torchenstein.lab import PALETTE, new_figure
-from torchenstein.tensors.einsum_advanced import einsum_merge_heads, einsum_project_heads
+from torchenstein.tensors.einsum_advanced import (
+    _positive_int,
+    _require_tensor,
+    einsum_merge_heads,
+    einsum_project_heads,
+)
 from torchenstein.tensors.metamorphosis import merge_heads, split_heads
 
 if TYPE_CHECKING:
@@ -1085,17 +1090,3 @@ def check_grouped_query_attention_scores(candidate: Callable[[Tensor, Tensor], T
     except Exception as err:  # any other failure is a learner's bug to report, not to crash on
         raise AssertionError(f"{message}, not {type(err).__name__}: {err}") from err
     raise AssertionError(message)
-
-
-def _require_tensor(value: object, name: str, ndim: int | None = None) -> Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if ndim is not None and value.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(value.shape)}")
-    return value
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
