@@ -459,10 +459,30 @@ COURSE: tuple[Part, ...] = (
                 "savings, proved equal to nn.MultiheadAttention.",
             ),
             Lesson(
+                "torchenstein.transformers.seeing",
+                "Seeing attention",
+                "A two-layer attention-only transformer trained on repeated sequences, its maps caught with "
+                "forward hooks, previous-token and induction heads scored against a random baseline, and "
+                "ablation to show what a map cannot tell.",
+            ),
+            Lesson(
                 "torchenstein.transformers.rope",
                 "Rotary position embeddings",
                 "Queries and keys rotated by their positions so scores depend only on distance: both layouts, "
                 "the permutation between them, and equality with Hugging Face's LLaMA.",
+            ),
+            Lesson(
+                "torchenstein.transformers.flash",
+                "Attention that fits in memory",
+                "The online softmax and tiled FlashAttention-2 in plain PyTorch, forward and recomputing backward, "
+                "proved equal to scaled_dot_product_attention while saving one log-sum-exp per query.",
+            ),
+            Lesson(
+                "torchenstein.transformers.block",
+                "The Transformer block",
+                "Encoder and decoder layers, their stacks and the whole nn.Transformer from the course's own "
+                "attention, LayerNorm and Linear, equal in weights, outputs and gradients; post-norm against "
+                "pre-norm measured; the eval fast path and padding.",
             ),
             Lesson(
                 "torchenstein.transformers.tokenization",
@@ -498,6 +518,13 @@ COURSE: tuple[Part, ...] = (
                 "Linear, scaled-linear and cosine betas equal to DDPMScheduler's, compared by log-SNR, and "
                 "rescaled to zero terminal SNR.",
             ),
+            Lesson(
+                "torchenstein.diffusion.denoiser",
+                "The denoiser",
+                "Sinusoidal timestep embeddings equal to diffusers', an MLP denoiser for points and a small "
+                "U-Net for digits with time and class conditioning, its blocks equal to diffusers' blocks, "
+                "shapes traced and parameters counted by formula.",
+            ),
         ),
     ),
     Part(
@@ -525,6 +552,20 @@ COURSE: tuple[Part, ...] = (
                 "Profiling and benchmarking",
                 "Honest timing with torch.utils.benchmark, labelled regions in torch.profiler, FLOPs counted by "
                 "hand equal to FlopCounterMode for Linear and attention, and model FLOPs utilisation.",
+            ),
+            Lesson(
+                "torchenstein.advanced.allocator",
+                "The CUDA caching allocator",
+                "PyTorch's CUDA caching allocator rebuilt rule by rule as a simulator: 512-byte rounding, two "
+                "pools, segments, best fit, splitting and merging, empty_cache and fragmentation, with "
+                "memory_stats' names and a GPU comparison.",
+            ),
+            Lesson(
+                "torchenstein.advanced.distributed",
+                "Distributed data parallel",
+                "All-reduce built as a ring from sends and receives and proved equal to dist.all_reduce, DDP "
+                "proved equal to one process on the whole batch (no_sync too), DistributedSampler, saving "
+                "from rank 0, and what FSDP shards, by formula.",
             ),
         ),
     ),
