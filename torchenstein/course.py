@@ -490,6 +490,19 @@ COURSE: tuple[Part, ...] = (
                 "Any text as byte ids and back, byte-pair encoding trained from scratch on the course's own "
                 "text, and vocabulary size traded against sequence length, measured.",
             ),
+            Lesson(
+                "torchenstein.transformers.gpt",
+                "A GPT from scratch",
+                "GPT-2 as a small config and four modules named after GPT-2: tied head, parameter count by "
+                "formula, GPT-2's initialisation and its loss at birth, proved equal to Hugging Face's "
+                "GPT2LMHeadModel in logits, loss and gradients.",
+            ),
+            Lesson(
+                "torchenstein.transformers.llama",
+                "LLaMA",
+                "RMSNorm, RoPE, SwiGLU and grouped-query attention assembled into a LLaMA decoder whose "
+                "logits, loss and gradients equal Hugging Face's LlamaForCausalLM, left padding included.",
+            ),
         ),
     ),
     Part(
