@@ -158,6 +158,24 @@ def kept_on_disk(folder: Path, name: str, inputs_key: str, make: Callable[[], ob
     return value
 
 
+_PRE = re.compile(r"<pre\b.*?</pre>", re.S)
+_SPAN = re.compile(r"</?span\b[^>]*>")
+
+
+def without_code_spans(html: str) -> str:
+    """A page's HTML without the highlighting ``<span>`` tags inside its ``<pre>`` blocks.
+
+    Material's search parser keeps every character inside ``<pre>`` and ignores ``<span>`` tags, so it
+    indexes exactly the same text, but the highlighted code of a lesson is most of the tags it would
+    otherwise read one by one: indexing a page this way takes a third of the time.
+
+    Examples:
+        >>> without_code_spans('<p><span>a</span></p><pre><span class="k">def</span> <span>f</span></pre>')
+        '<p><span>a</span></p><pre>def f</pre>'
+    """
+    return _PRE.sub(lambda match: _SPAN.sub("", match.group(0)), html)
+
+
 def remember_search_entries(folder: Path) -> None:
     """Index a page for search again only when its HTML, title or search settings changed.
 
@@ -174,7 +192,12 @@ def remember_search_entries(folder: Path) -> None:
     def add_entry_from_context(self, page) -> None:
         def index_afresh() -> list[dict]:
             before = len(self.entries)
-            index_page(self, page)
+            content = page.content
+            page.content = without_code_spans(content)
+            try:
+                index_page(self, page)
+            finally:
+                page.content = content
             made = self.entries[before:]
             del self.entries[before:]  # they go back in below, once, like the kept ones
             return copy.deepcopy(made)
