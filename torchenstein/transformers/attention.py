@@ -471,6 +471,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from torchenstein.lab import PALETTE, new_figure
+from torchenstein.tensors.broadcasting import broadcast_shapes
 from torchenstein.tensors.einsum_advanced import (
     _positive_int,
     _require_tensor,
@@ -538,8 +539,8 @@ def _check_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale) -> 
     if value.size(-2) != key.size(-2):
         raise ValueError(f"value must have key's length S={key.size(-2)} in dim -2, got value shape {tuple(value.shape)}")
     try:
-        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
-    except RuntimeError as err:
+        batch = broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except ValueError as err:
         shapes = f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
         raise ValueError(f"the leading (batch) dims of query, key and value must broadcast, got {shapes}") from err
     if not isinstance(is_causal, bool):
@@ -558,8 +559,8 @@ def _check_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale) -> 
         raise TypeError(f"attn_mask must be a bool or floating-point tensor, got dtype {attn_mask.dtype}")
     target = (*batch, query.size(-2), key.size(-2))
     try:
-        fits = torch.broadcast_shapes(attn_mask.shape, target) == torch.Size(target)
-    except RuntimeError:
+        fits = broadcast_shapes(attn_mask.shape, target) == torch.Size(target)
+    except ValueError:
         fits = False
     if not fits:
         raise ValueError(f"attn_mask must broadcast to the scores' shape {target}, got shape {tuple(attn_mask.shape)}")

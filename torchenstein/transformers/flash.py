@@ -418,6 +418,7 @@ from torch.autograd.function import once_differentiable
 from torch.autograd.graph import saved_tensors_hooks
 
 from torchenstein.lab import new_figure
+from torchenstein.tensors.broadcasting import broadcast_shapes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -979,8 +980,8 @@ def _check_attention(query, key, value, attn_mask, is_causal, scale, block_q, bl
         raise TypeError(f"attn_mask must be a bool tensor or a causal bias from torch.nn.attention.bias, got {got}")
     target = (*query.shape[:-2], L, S)
     try:
-        fits = torch.broadcast_shapes(attn_mask.shape, target) == torch.Size(target)
-    except RuntimeError:
+        fits = broadcast_shapes(attn_mask.shape, target) == torch.Size(target)
+    except ValueError:
         fits = False
     if not fits:
         raise ValueError(f"attn_mask must broadcast to the scores' shape {target}, got shape {tuple(attn_mask.shape)}")
