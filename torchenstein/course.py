@@ -20,6 +20,7 @@ Examples:
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import pkgutil
 from dataclasses import dataclass, field
@@ -638,6 +639,16 @@ def module_path(module: str) -> Path:
     return Path(spec.origin)
 
 
+@functools.lru_cache(maxsize=256)
+def syntax_tree(source: str) -> ast.Module:
+    """The syntax tree of a module's source, parsed once however many readers ask (read it, never edit it).
+
+    A site build reads every lesson's tree several times (its text, its figures, its imports, its source
+    view's sections and links); parsing a long lesson each time is a noticeable share of a cold build.
+    """
+    return ast.parse(source)
+
+
 def lesson_text(source: str) -> str:
     r"""The text of a module's docstring, which for a lesson is the lesson itself; empty if it has none.
 
@@ -645,7 +656,7 @@ def lesson_text(source: str) -> str:
         >>> lesson_text("'# A lesson'\nx = 1")
         '# A lesson'
     """
-    return ast.get_docstring(ast.parse(source), clean=True) or ""
+    return ast.get_docstring(syntax_tree(source), clean=True) or ""
 
 
 def is_lesson_source(source: str) -> bool:

@@ -33,7 +33,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import ModuleType
 
-from torchenstein.course import Lesson, find_lesson, lessons, module_path
+from torchenstein.course import Lesson, find_lesson, lessons, module_path, syntax_tree
 
 
 def plotting_functions(module: ModuleType) -> dict[str, Callable]:
@@ -93,7 +93,7 @@ def figure_names(source: str) -> list[str]:
     """
     return [
         node.name
-        for node in ast.parse(source).body
+        for node in syntax_tree(source).body
         if isinstance(node, ast.FunctionDef) and node.name.startswith("plot_")
     ]
 
@@ -107,7 +107,7 @@ def package_imports(source: str) -> frozenset[str]:
     if digest in _IMPORTS:
         return _IMPORTS[digest]
     found = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(syntax_tree(source)):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
         elif isinstance(node, ast.Import):

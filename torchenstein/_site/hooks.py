@@ -17,7 +17,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
-from torchenstein._site import rendercache
+from torchenstein._site import rendercache, signatures
 from torchenstein._site.labpages import lab_banner, tidy_lab_html
 from torchenstein._site.notebooks import notebook_json
 from torchenstein._site.pages import course_map, course_path, lesson_page, navigation
@@ -62,6 +62,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     config.nav = navigation()
     root = Path(config.config_file_path).parent
     rendercache.remember_search_entries(root / SEARCH_CACHE)
+    signatures.install()
     _board = FigureBoard(root / FIGURE_CACHE)
     _board.start(lessons())
     return config

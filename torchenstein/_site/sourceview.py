@@ -25,6 +25,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
+from torchenstein.course import syntax_tree
+
 # Comments that talk to tools rather than to readers stay in the code.
 _PRAGMA = re.compile(r"#\s*(noqa|type:|pragma|ruff:|fmt:|pyright:|mypy:|isort:)|#!")
 
@@ -47,7 +49,7 @@ def object_spans(source: str) -> dict[str, tuple[int, int]]:
                 if isinstance(node, ast.ClassDef):
                     visit(node.body, f"{prefix}{node.name}.")
 
-    visit(ast.parse(source).body, "")
+    visit(syntax_tree(source).body, "")
     return spans
 
 
@@ -62,7 +64,7 @@ def documented_members(source: str) -> list[str]:
         >>> documented_members('X = 1\n"A constant."\ndef _hidden():\n    "Doc."\ndef f():\n    "Doc."\n')
         ['X', 'f']
     """
-    body = ast.parse(source).body
+    body = syntax_tree(source).body
     names = []
     for node, following in zip(body, [*body[1:], None], strict=True):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -158,7 +160,7 @@ def split_sections(source: str) -> tuple[int, list[Section]]:
     Returns:
         The last line of the module docstring (0 if none) and the sections after it.
     """
-    tree = ast.parse(source)
+    tree = syntax_tree(source)
     docstring_end = _docstring_end(tree)
     comments = _comment_lines(source)
     starts = {}
