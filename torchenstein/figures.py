@@ -164,6 +164,26 @@ def _draw_module_figures(module: str) -> list[tuple[str, bytes]]:
     return _draw_in_this_process(module)
 
 
+# Libraries every drawing process needs and no edit of the course changes.
+_PRELOAD = ["torch", "matplotlib.figure", "matplotlib.backends.backend_svg"]
+
+
+@functools.cache
+def _drawing_context() -> multiprocessing.context.BaseContext:
+    """How drawing processes start: forked from a server that imported torch and matplotlib once.
+
+    A process started afresh spends seconds importing torch before it draws anything, on every build
+    and on every rebuild of ``mkdocs serve``. The fork server pays that once per build process; each
+    drawing process forked from it still imports the lessons themselves anew. Where there is no fork
+    server (Windows), processes start afresh.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
 class FigureBoard:
     """The figures of many lessons: read from the disk cache, or drawn in parallel and then cached.
 
@@ -212,7 +232,7 @@ class FigureBoard:
             return future
         if self._pool is None:
             # Fresh processes import the lessons as they are on disk now, never a stale copy.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=_drawing_context())
         return self._pool.submit(_draw_module_figures, module)
 
     def figures(self, lesson: Lesson) -> list[tuple[str, bytes]]:
