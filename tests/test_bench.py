@@ -55,6 +55,14 @@ def test_the_kv_cache_hook_is_timed_when_given():
     assert decode["tokens_per_s"]["ours, KV cache"] > 0 and decode["same_tokens"]
 
 
+def test_the_generation_lessons_cache_decodes_the_same_tokens():
+    from torchenstein.transformers.generation import generate
+
+    decode = bench._benchmark_decoding(*_eval_pair(), bench.random_batches(1, 1, TINY)[0], TINY, 3, 2, 1,
+                                       generate, torch.device("cpu"))
+    assert decode["tokens_per_s"]["ours, KV cache"] > 0 and decode["same_tokens"] is True
+
+
 def _eval_pair():
     from torchenstein.transformers.gpt import GPT, to_hf
 
@@ -85,7 +93,10 @@ def test_command_line_runs_and_prints_the_report(monkeypatch, capsys):
     monkeypatch.setattr(bench, "BATCH_SIZE", 2)
     assert bench.main(["gpt", "--steps", "1", "--warmup", "1", "--device", "cpu", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    assert "ratio ours / hf" in out and "ours, KV cache" in out
+    assert "ratio ours / hf" in out and "(same tokens from every decoder: True)" in out
+    # The command passes the generation lesson's cached decoder, so its speed is measured, not "not measured".
+    cached = next(line for line in out.splitlines() if "ours, KV cache" in line)
+    assert "tokens/s" in cached and "not measured" not in cached
 
 
 def test_bad_counts_raise():

@@ -5,9 +5,10 @@
 configuration (the capstone recipe: 4 layers, 4 heads, width 128, context 64, batch 12, 256 byte ids),
 gives both the same initial weights, trains each with the same AdamW on the same random batches, and
 prints the training tokens per second of each and their ratio. It then times greedy decoding of the same
-model: Hugging Face's with and without its KV cache (``use_cache``), and ours without one. Our own KV
-cache is built in the generation lesson; `benchmark_gpt` takes it as ``cached_decoder`` and, until it is
-given one, reports ``None`` for it rather than a number it did not measure.
+model: Hugging Face's with and without its KV cache (``use_cache``), and ours without one and with the
+KV cache of the generation lesson. `benchmark_gpt` takes that decoder as ``cached_decoder`` (the command
+passes ``torchenstein.transformers.generation.generate``) and, when it is not given one,
+reports ``None`` for it rather than a number it did not measure.
 
 Timing is honest in the usual ways: warm-up steps first (they pay for lazy initialisation, allocator
 growth and, with ``--compile``, compilation), the device synchronised around every timed step, the two
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from torchenstein.lab import pick_device, synchronize, time_it
 from torchenstein.training.adam import param_groups_for_weight_decay
+from torchenstein.transformers.generation import generate
 from torchenstein.transformers.gpt import GPT, GPTConfig, to_hf
 
 CAPSTONE = GPTConfig(vocab_size=256, block_size=64, n_layer=4, n_head=4, n_embd=128)
@@ -295,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     report = benchmark_gpt(CAPSTONE, batch_size=BATCH_SIZE, steps=args.steps, warmup=args.warmup,
-                           compile=args.compile, device=args.device)
+                           compile=args.compile, device=args.device, cached_decoder=generate)
     print(format_report(report))
     return 0
 

@@ -504,6 +504,12 @@ COURSE: tuple[Part, ...] = (
                 "RMSNorm, RoPE, SwiGLU and grouped-query attention assembled into a LLaMA decoder whose "
                 "logits, loss and gradients equal Hugging Face's LlamaForCausalLM, left padding included.",
             ),
+            Lesson(
+                "torchenstein.transformers.generation",
+                "Generation and the KV cache",
+                "Greedy decoding, temperature, top-k and top-p proved equal to Hugging Face's, and a KV cache "
+                "for our GPT whose every logit equals full recomputation, generating Hugging Face's tokens.",
+            ),
         ),
     ),
     Part(
@@ -573,6 +579,13 @@ COURSE: tuple[Part, ...] = (
                 "PyTorch's CUDA caching allocator rebuilt rule by rule as a simulator: 512-byte rounding, two "
                 "pools, segments, best fit, splitting and merging, empty_cache and fragmentation, with "
                 "memory_stats' names and a GPU comparison.",
+            ),
+            Lesson(
+                "torchenstein.advanced.memory",
+                "Where training memory goes",
+                "Parameters, gradients, optimiser state and activations of our GPT by formula, the activations "
+                "matched byte for byte by the saved-tensor ledger, and activation checkpointing with what it "
+                "saves and what it costs.",
             ),
             Lesson(
                 "torchenstein.advanced.distributed",
