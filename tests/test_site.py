@@ -419,3 +419,19 @@ def test_a_lesson_page_at_400px_has_no_horizontal_overflow(browser, served):
     overflow = tab.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     context.close()
     assert overflow <= 0, f"the page is {overflow}px wider than a 400px screen"
+
+
+def test_every_link_between_pages_lands_on_a_page(site):
+    # MkDocs resolves a lesson's links to other pages, and leaves one to a page that does not exist as it
+    # was written, without a warning: so every relative link of every page is followed here.
+    broken = []
+    for page in site.rglob("*.html"):
+        if page.name == "404.html":  # its links are absolute, for any depth
+            continue
+        for href in re.findall(r'href="([^"#?]+)', page.read_text(encoding="utf-8")):
+            if href.startswith(("http:", "https:", "mailto:", "data:", "javascript:", "/")):
+                continue
+            target = (page.parent / href).resolve()
+            if not (target.is_file() or (target / "index.html").is_file()):
+                broken.append(f"{page.relative_to(site)} -> {href}")
+    assert not broken, "links to nothing:\n" + "\n".join(broken)

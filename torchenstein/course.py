@@ -545,6 +545,31 @@ COURSE: tuple[Part, ...] = (
                 "U-Net for digits with time and class conditioning, its blocks equal to diffusers' blocks, "
                 "shapes traced and parameters counted by formula.",
             ),
+            Lesson(
+                "torchenstein.diffusion.ddpm",
+                "Training a DDPM",
+                "DDPM's simple noise loss derived from the variational bound, epsilon-, x0- and v-prediction "
+                "with exact conversions, an EMA equal to AveragedModel's, and training checked per timestep.",
+            ),
+            Lesson(
+                "torchenstein.diffusion.sampling",
+                "Sampling: DDPM",
+                "The reverse step derived from the posterior, DDPM's sampler equal to diffusers' DDPMScheduler "
+                "bit for bit, and a ring of Gaussians sampled from noise with its exact denoiser.",
+            ),
+            Lesson(
+                "torchenstein.diffusion.ddim",
+                "Sampling: DDIM",
+                "The DDIM step from scratch, timestep spacings and inversion, equal bit for bit to diffusers' "
+                "DDIMScheduler and DDIMInverseScheduler, with quality measured against the step count.",
+            ),
+            Lesson(
+                "torchenstein.diffusion.score",
+                "The score and the gradients of diffusion",
+                "The score by autograd drives Langevin sampling; denoising score matching averages to the "
+                "noised density's score; where gradients flow, and must not, in training, sampling and "
+                "classifier guidance.",
+            ),
         ),
     ),
     Part(
