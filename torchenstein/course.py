@@ -613,6 +613,13 @@ COURSE: tuple[Part, ...] = (
                 "saves and what it costs.",
             ),
             Lesson(
+                "torchenstein.advanced.compile",
+                "torch.compile",
+                "Dynamo's captured graph read through a backend of our own, graph breaks and recompilations "
+                "counted and their causes named, and a GPT block and training step compiled with Inductor, "
+                "equal to eager within stated float32 tolerances, gradients included.",
+            ),
+            Lesson(
                 "torchenstein.advanced.distributed",
                 "Distributed data parallel",
                 "All-reduce built as a ring from sends and receives and proved equal to dist.all_reduce, DDP "

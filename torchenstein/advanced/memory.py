@@ -553,7 +553,12 @@ def activation_bytes(config: GPTConfig, batch_size: int, seq_len: int | None = N
     forward pass makes (int64) are.
 
     Args:
-        config, batch_size, seq_len, dtype, autocast_dtype: as for `block_activation_bytes`.
+        config: the model's `GPTConfig`.
+        batch_size: $B$, sequences per step.
+        seq_len: $T$, tokens per sequence.
+        dtype: the parameters' dtype.
+        autocast_dtype: the autocast dtype of the forward pass (``None``: no autocast), as for
+            `block_activation_bytes`.
         checkpointing: the blocks run under `checkpointed`, which keeps only each block's input.
         targets: the forward pass computes the loss (its log-probabilities are saved).
 

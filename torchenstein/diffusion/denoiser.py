@@ -817,7 +817,9 @@ def shape_trace(model: UNet, x_t: Tensor, t: int | float | Tensor,
 
     Args:
         model: a [`UNet`][torchenstein.diffusion.denoiser.UNet].
-        x_t, t, class_labels: its inputs.
+        x_t: the noisy images, ``(B, C, H, W)``.
+        t: the timestep, one for all or one per image.
+        class_labels: the labels of a class-conditional U-Net (``None``: the null class).
 
     Returns:
         ``(stage name, shape)`` pairs, from the conditioning vector to ``conv_out``.

@@ -703,7 +703,10 @@ def generate(
         max_new_tokens: how many tokens to add. The last one is never fed back, so the model sees
             ``T + max_new_tokens - 1`` positions, at most ``block_size``.
         do_sample: sample (``True``) or take the arg-max (``False``, greedy).
-        temperature, top_k, top_p, min_tokens_to_keep: the processors, for sampling.
+        temperature: divides the logits before sampling (`temperature_scale`).
+        top_k: keep only the ``top_k`` largest logits when sampling (`top_k_filter`; ``None``: all).
+        top_p: keep the smallest set of tokens whose probability reaches ``top_p`` (`top_p_filter`).
+        min_tokens_to_keep: the fewest tokens top-k and top-p may leave.
         generator: a seeded ``torch.Generator`` for reproducible sampling (``None``: the global one).
         use_cache: run a `KVCache` (``True``) or recompute the whole sequence for every token.
 
