@@ -57,7 +57,8 @@ def challenges_in(module: ModuleType) -> dict[str, Challenge]:
         if not attr.startswith("check_") or not callable(check):
             continue
         name = attr.removeprefix("check_")
-        solution = getattr(module, name, None)
+        # A challenge to write a class is checked by check_<snake_case> and solved by <CamelCase>.
+        solution = getattr(module, name, None) or getattr(module, name.title().replace("_", ""), None)
         if not callable(solution):
             raise LookupError(f"{module.__name__}.{attr} checks a challenge, but there is no solution named {name!r}")
         found[name] = Challenge(name, module.__name__, solution, check)

@@ -564,6 +564,13 @@ COURSE: tuple[Part, ...] = (
                 "DDIMScheduler and DDIMInverseScheduler, with quality measured against the step count.",
             ),
             Lesson(
+                "torchenstein.diffusion.guidance",
+                "Guidance",
+                "Class-conditional exact denoisers, classifier-free guidance on a doubled batch equal to "
+                "diffusers' guider and shown to be the score of p(x) p(y|x)^w, its fidelity-for-diversity "
+                "trade measured, and a denoiser trained with label dropout.",
+            ),
+            Lesson(
                 "torchenstein.diffusion.score",
                 "The score and the gradients of diffusion",
                 "The score by autograd drives Langevin sampling; denoising score matching averages to the "
@@ -625,6 +632,13 @@ COURSE: tuple[Part, ...] = (
                 "All-reduce built as a ring from sends and receives and proved equal to dist.all_reduce, DDP "
                 "proved equal to one process on the whole batch (no_sync too), DistributedSampler, saving "
                 "from rank 0, and what FSDP shards, by formula.",
+            ),
+            Lesson(
+                "torchenstein.advanced.export",
+                "Export",
+                "Our GPT exported with a dynamic sequence length, its ExportedProgram read, bitwise equal to "
+                "eager and after a save and a load; what will not export (value-dependent branches fixed "
+                "with torch.cond) and lowering to core ATen.",
             ),
         ),
     ),

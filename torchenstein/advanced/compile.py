@@ -62,7 +62,7 @@ same as eager: True
 
 ```
 
-Each **placeholder** is an input, each **call_function** an operation, and **output** what the graph
+Each `placeholder` node is an input, each **call_function** an operation, and **output** what the graph
 returns. The second call printed nothing: the guards held, and the captured code ran again.
 
 ## Graph breaks
@@ -769,7 +769,7 @@ def check_compile_counter(candidate: type) -> None:
         )
         assert ops == ref_ops, (
             f"case {name!r}: op_count is {ops}, expected {ref_ops}: count the call_function, call_method and "
-            "call_module nodes, not placeholders or the output"
+            "call_module nodes, not the graph's inputs or its output"
         )
 
 
