@@ -640,6 +640,13 @@ COURSE: tuple[Part, ...] = (
                 "eager and after a save and a load; what will not export (value-dependent branches fixed "
                 "with torch.cond) and lowering to core ATen.",
             ),
+            Lesson(
+                "torchenstein.advanced.quantization",
+                "Quantisation",
+                "Int8 quantisation from scratch, equal integer for integer to torch.quantize_per_tensor and "
+                "per_channel and to the MinMax observers; the error against s^2/12; weight-only int8 for our "
+                "GPT with its bytes by formula and its loss change measured.",
+            ),
         ),
     ),
 )
