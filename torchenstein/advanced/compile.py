@@ -750,6 +750,10 @@ def check_compile_counter(candidate: type) -> None:
         "three lengths (a recompilation)": (lambda x: (x * 2).exp(), [torch.randn(2), torch.randn(3), torch.randn(4)]),
         "several ops": (module_forward, [torch.randn(3, 3), torch.randn(3, 3)]),
     }
+    made = candidate()
+    assert callable(made) and hasattr(made, "frame_count") and hasattr(made, "op_count"), (
+        f"CompileCounter() must make a callable backend with frame_count and op_count, got {made!r}"
+    )
     for name, (fn, inputs) in cases.items():
         counts = []
         for counter in (Reference(), candidate()):
