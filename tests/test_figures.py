@@ -59,12 +59,20 @@ def test_a_changed_lesson_gets_a_new_figure_and_an_unchanged_one_is_reused(tmp_p
     assert again.figures(lesson) == first
     assert (again.drawn, again.reused) == (0, len(first))
 
-    # An edit to a module the lesson imports changes the key, so the figures are drawn again.
+    # An edit of prose (a comment, a docstring) in a module the lesson imports redraws nothing...
     real_path = figures.module_path
+    source = real_path("torchenstein.lab").read_text(encoding="utf-8")
     edited = tmp_path / "lab_edited.py"
-    edited.write_text(real_path("torchenstein.lab").read_text(encoding="utf-8") + "\n# an edit\n")
+    edited.write_text(source.replace('"""', '"""Edited. ', 1) + "\n# an edit\n")
     monkeypatch.setattr(figures, "module_path", lambda m: edited if m == "torchenstein.lab" else real_path(m))
     assert "torchenstein.lab" in figures.package_imports(real_path(lesson.module).read_text(encoding="utf-8"))
+    prose_only = FigureBoard(tmp_path, workers=0)
+    prose_only.start([lesson])
+    assert prose_only.figures(lesson) == first
+    assert (prose_only.drawn, prose_only.reused) == (0, len(first))
+
+    # ... but an edit of its code changes the key, so the figures are drawn again.
+    edited.write_text(source + "\nEDITED = True\n")
     third = FigureBoard(tmp_path, workers=0)
     third.start([lesson])
     assert third.figures(lesson) == first

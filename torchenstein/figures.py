@@ -75,9 +75,10 @@ def lesson_figures(lesson: Lesson) -> Iterator[tuple[str, bytes]]:
 
 
 # Drawing figures is the slowest part of a site build, so the site keeps them on disk, under a key made
-# of everything a figure depends on: the lesson's source, the source of every module of the package it
-# imports (transitively), this module's drawing format and the versions of matplotlib and torch. An edit
-# anywhere in that chain gives a new key and a new drawing; anything else reuses the old one. Missing
+# of everything a figure depends on: the lesson's code, the code of every module of the package it
+# imports (transitively; docstrings and comments are prose, and left out), this module's drawing format
+# and the versions of matplotlib and torch. An edit of code anywhere in that chain gives a new key and a
+# new drawing; anything else, an edit of a lesson's text included, reuses the old one. Missing
 # figures are drawn in fresh processes, in parallel and while the site renders its pages.
 FIGURE_FORMAT = 1
 """Bump when `render_svg` changes what it writes, so every cached figure is drawn again."""
@@ -143,9 +144,35 @@ def figure_key(module: str) -> str:
             continue
         seen.add(name)
         source = module_path(name).read_text(encoding="utf-8")
-        digest.update(f"\0{name}\0{source}".encode())
+        digest.update(f"\0{name}\0{code_of(source)}".encode())
         pending.extend(sorted(package_imports(source) - seen))
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=512)
+def code_of(source: str) -> str:
+    r"""What a module's figures can depend on: its code, without docstrings, comments or line numbers.
+
+    Writing a course is mostly writing prose, in the docstrings: an edit there should redraw nothing.
+
+    Examples:
+        >>> code_of("'A lesson.'\nx = 1  # a comment\n") == code_of("'A better lesson.'\n\nx = 1\n")
+        True
+        >>> code_of("x = 1\n") == code_of("x = 2\n")
+        False
+    """
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            body[0] = ast.Pass()  # a docstring is no code; a pass keeps the body a body
+    return ast.dump(tree)
 
 
 def _draw_in_this_process(module: str) -> list[tuple[str, bytes]]:
