@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import io
+import json
 import multiprocessing
 import os
 import shutil
@@ -126,13 +127,19 @@ def _is_module(name: str) -> bool:
     return folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file()
 
 
-def figure_key(module: str) -> str:
+def figure_key(module: str, code_digests: dict[str, str] | None = None) -> str:
     """The hash of everything the figures of ``module`` depend on (see the comment above).
+
+    Args:
+        module: the lesson module.
+        code_digests: the hash of each source's code, by the hash of the source; reading a module's code
+            apart from its prose means parsing it, so a long-lived caller keeps them (and fills this in).
 
     Examples:
         >>> len(figure_key("torchenstein.nn.rmsnorm"))
         64
     """
+    code_digests = {} if code_digests is None else code_digests
     # The installed versions, read without importing either library (torch alone takes seconds).
     versions = " ".join(importlib.metadata.version(d) for d in ("matplotlib", "torch"))
     seen: set[str] = set()
@@ -144,7 +151,10 @@ def figure_key(module: str) -> str:
             continue
         seen.add(name)
         source = module_path(name).read_text(encoding="utf-8")
-        digest.update(f"\0{name}\0{code_of(source)}".encode())
+        source_digest = hashlib.sha256(source.encode()).hexdigest()
+        if source_digest not in code_digests:
+            code_digests[source_digest] = hashlib.sha256(code_of(source).encode()).hexdigest()
+        digest.update(f"\0{name}\0{code_digests[source_digest]}".encode())
         pending.extend(sorted(package_imports(source) - seen))
     return digest.hexdigest()
 
@@ -238,6 +248,7 @@ class FigureBoard:
         self.reused = 0
         self._pending: dict[str, Future] = {}
         self._keys: dict[str, str] = {}
+        self._code_digests: dict[str, str] = {}
         self._pool: ProcessPoolExecutor | None = None
 
     def _folder(self, module: str, key: str) -> Path:
@@ -245,12 +256,24 @@ class FigureBoard:
 
     def start(self, chosen: Sequence[Lesson]) -> None:
         """Begin drawing the figures of ``chosen`` that the cache does not hold; returns at once."""
+        # The code digests of the sources seen before, so an unchanged module is not parsed again.
+        digests_file = self.cache_dir / "code-digests.json"
+        try:
+            self._code_digests = json.loads(digests_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self._code_digests = {}
+        before = dict(self._code_digests)
         for lesson in chosen:
             names = figure_names(module_path(lesson.module).read_text(encoding="utf-8"))
-            key = self._keys[lesson.module] = figure_key(lesson.module)
+            key = self._keys[lesson.module] = figure_key(lesson.module, self._code_digests)
             folder = self._folder(lesson.module, key)
             if names and not all((folder / f"{name}.svg").is_file() for name in names):
                 self._pending[lesson.module] = self._submit(lesson.module)
+        if self._code_digests != before:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            partial = digests_file.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(self._code_digests), encoding="utf-8")
+            partial.replace(digests_file)  # whole or not at all, even with two builds at once
 
     def _submit(self, module: str) -> Future:
         if self.workers == 0:
@@ -268,7 +291,7 @@ class FigureBoard:
         The cache key is the one `start` computed, so one build shows one version of every figure even
         if a lesson is edited while it runs.
         """
-        key = self._keys.get(lesson.module) or figure_key(lesson.module)
+        key = self._keys.get(lesson.module) or figure_key(lesson.module, self._code_digests)
         folder = self._folder(lesson.module, key)
         future = self._pending.pop(lesson.module, None)
         if future is None:
