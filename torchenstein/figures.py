@@ -127,13 +127,14 @@ def _is_module(name: str) -> bool:
     return folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file()
 
 
-def figure_key(module: str, code_digests: dict[str, str] | None = None) -> str:
+def figure_key(module: str, code_digests: dict[str, list] | None = None) -> str:
     """The hash of everything the figures of ``module`` depend on (see the comment above).
 
     Args:
         module: the lesson module.
-        code_digests: the hash of each source's code, by the hash of the source; reading a module's code
-            apart from its prose means parsing it, so a long-lived caller keeps them (and fills this in).
+        code_digests: by the hash of each source, the hash of its code and the package modules it
+            imports; reading those means parsing the source, so a caller that builds often keeps them
+            (this fills it in).
 
     Examples:
         >>> len(figure_key("torchenstein.nn.rmsnorm"))
@@ -153,9 +154,11 @@ def figure_key(module: str, code_digests: dict[str, str] | None = None) -> str:
         source = module_path(name).read_text(encoding="utf-8")
         source_digest = hashlib.sha256(source.encode()).hexdigest()
         if source_digest not in code_digests:
-            code_digests[source_digest] = hashlib.sha256(code_of(source).encode()).hexdigest()
-        digest.update(f"\0{name}\0{code_digests[source_digest]}".encode())
-        pending.extend(sorted(package_imports(source) - seen))
+            code = hashlib.sha256(code_of(source).encode()).hexdigest()
+            code_digests[source_digest] = [code, sorted(package_imports(source))]
+        code, imports = code_digests[source_digest]
+        digest.update(f"\0{name}\0{code}".encode())
+        pending.extend(sorted(set(imports) - seen))
     return digest.hexdigest()
 
 
@@ -248,7 +251,7 @@ class FigureBoard:
         self.reused = 0
         self._pending: dict[str, Future] = {}
         self._keys: dict[str, str] = {}
-        self._code_digests: dict[str, str] = {}
+        self._code_digests: dict[str, list] = {}
         self._pool: ProcessPoolExecutor | None = None
 
     def _folder(self, module: str, key: str) -> Path:
@@ -256,7 +259,7 @@ class FigureBoard:
 
     def start(self, chosen: Sequence[Lesson]) -> None:
         """Begin drawing the figures of ``chosen`` that the cache does not hold; returns at once."""
-        # The code digests of the sources seen before, so an unchanged module is not parsed again.
+        # What the sources seen before hold, so an unchanged module is not parsed again.
         digests_file = self.cache_dir / "code-digests.json"
         try:
             self._code_digests = json.loads(digests_file.read_text(encoding="utf-8"))
