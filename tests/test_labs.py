@@ -57,7 +57,9 @@ def test_each_committed_notebook_shows_its_figures_and_no_error(lab):
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.name)
-def test_each_lab_runs_at_smoke_size(lab, tmp_path):
+def test_each_lab_runs_at_smoke_size(lab, tmp_path, monkeypatch):
+    # The suite runs one test process per core: a kernel with a thread per core too would fight them.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     path = execute(lab, smoke=True, output=tmp_path / f"{lab.name}.ipynb", timeout=300)
     notebook = json.loads(path.read_text(encoding="utf-8"))
     assert notebook["metadata"][RECORD_KEY]["smoke"] is True

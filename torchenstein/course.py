@@ -511,6 +511,15 @@ COURSE: tuple[Part, ...] = (
                 "for our GPT whose every logit equals full recomputation, generating Hugging Face's tokens.",
             ),
         ),
+        labs=(
+            Lab(
+                "transformers",
+                "gpt_capstone",
+                "Capstone: a GPT trained here",
+                "A byte-level GPT trained on the course's own text on a CPU in minutes, split by position, "
+                "then sampled and looked inside.",
+            ),
+        ),
     ),
     Part(
         5,
@@ -576,6 +585,15 @@ COURSE: tuple[Part, ...] = (
                 "The score by autograd drives Langevin sampling; denoising score matching averages to the "
                 "noised density's score; where gradients flow, and must not, in training, sampling and "
                 "classifier guidance.",
+            ),
+        ),
+        labs=(
+            Lab(
+                "diffusion",
+                "digits_diffusion",
+                "Capstone: a diffusion model trained here",
+                "A class-conditional U-Net trained here on the 8x8 digits, sampled with DDPM and DDIM under "
+                "classifier-free guidance, and judged by a classifier of real digits.",
             ),
         ),
     ),
