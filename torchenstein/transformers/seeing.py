@@ -327,6 +327,7 @@ Professor's answers pass:
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -705,6 +706,12 @@ def head_ablation_losses(model: AttentionOnlyTransformer, tokens: Tensor) -> Ten
     return torch.tensor(rises)
 
 
+@functools.lru_cache(maxsize=2)
+def _trained_for_figures(steps: int, seed: int) -> AttentionOnlyTransformer:
+    """One trained model for both figures (they only read it), trained once per process."""
+    return train_induction_model(steps=steps, seed=seed)
+
+
 def plot_induction_heads(*, steps: int = 200, half_len: int = 8, seed: int = 0) -> Figure:
     """Train the model with `train_induction_model` and draw every head's map of one held-out sequence.
 
@@ -720,7 +727,7 @@ def plot_induction_heads(*, steps: int = 200, half_len: int = 8, seed: int = 0) 
         >>> len(plot_induction_heads(steps=0, half_len=3).axes)      # steps=0: the untrained model
         6
     """
-    model = train_induction_model(steps=steps, seed=seed)
+    model = _trained_for_figures(steps, seed)
     tokens = induction_batch(64, half_len, model.vocab_size, generator=torch.Generator().manual_seed(seed + 1))
     maps = list(attention_maps(model, tokens).values())
     h = maps[0].size(1)
@@ -756,7 +763,7 @@ def plot_head_ablation(*, steps: int = 200, seed: int = 0) -> Figure:
         >>> len(plot_head_ablation(steps=0).axes)
         2
     """
-    model = train_induction_model(steps=steps, seed=seed)
+    model = _trained_for_figures(steps, seed)
     tokens = induction_batch(64, 8, model.vocab_size, generator=torch.Generator().manual_seed(seed + 1))
     scores = head_scores(model, tokens)
     rises = head_ablation_losses(model, tokens).flatten()
