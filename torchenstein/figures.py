@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
@@ -253,6 +254,7 @@ class FigureBoard:
         self._keys: dict[str, str] = {}
         self._code_digests: dict[str, list] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._starter: threading.Thread | None = None
 
     def _folder(self, module: str, key: str) -> Path:
         return self.cache_dir / module / key
@@ -266,12 +268,24 @@ class FigureBoard:
         except (OSError, ValueError):
             self._code_digests = {}
         before = dict(self._code_digests)
+        missing = []
         for lesson in chosen:
             names = figure_names(module_path(lesson.module).read_text(encoding="utf-8"))
             key = self._keys[lesson.module] = figure_key(lesson.module, self._code_digests)
             folder = self._folder(lesson.module, key)
             if names and not all((folder / f"{name}.svg").is_file() for name in names):
-                self._pending[lesson.module] = self._submit(lesson.module)
+                missing.append(lesson.module)
+        if self.workers == 0:
+            self._pending.update((module, self._submit(module)) for module in missing)
+        elif missing:
+            # Starting the drawing processes waits for torch to be imported once: the build goes on
+            # rendering pages meanwhile, and `figures` waits for this thread before it looks.
+            def submit_all() -> None:
+                for module in missing:
+                    self._pending[module] = self._submit(module)
+
+            self._starter = threading.Thread(target=submit_all, name="figure-starter", daemon=True)
+            self._starter.start()
         if self._code_digests != before:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             partial = digests_file.with_suffix(f".{os.getpid()}.tmp")
@@ -296,6 +310,7 @@ class FigureBoard:
         """
         key = self._keys.get(lesson.module) or figure_key(lesson.module, self._code_digests)
         folder = self._folder(lesson.module, key)
+        self._wait_for_starter()
         future = self._pending.pop(lesson.module, None)
         if future is None:
             names = figure_names(module_path(lesson.module).read_text(encoding="utf-8"))
@@ -317,8 +332,14 @@ class FigureBoard:
             if folder.name != key:
                 shutil.rmtree(folder, ignore_errors=True)
 
+    def _wait_for_starter(self) -> None:
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+
     def close(self) -> None:
         """Stop the drawing processes."""
+        self._wait_for_starter()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
