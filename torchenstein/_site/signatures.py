@@ -10,9 +10,24 @@ per line with a trailing comma.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 _DEF = re.compile(r"def (?P<name>\w+)\((?P<params>.*)\)(?P<returns> -> .+)?: pass", re.S)
 _OPEN, _CLOSE = "([{", ")]}"
+
+
+def _outside_strings(code: str) -> Iterator[tuple[int, str, int]]:
+    """Each character of ``code`` outside string literals, with its index and its bracket depth before it."""
+    depth, quote = 0, ""
+    for i, char in enumerate(code):
+        if quote:
+            if char == quote and code[i - 1] != "\\":
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        else:
+            yield i, char, depth
+            depth += (char in _OPEN) - (char in _CLOSE)
 
 
 def split_parameters(params: str) -> list[str]:
@@ -24,40 +39,17 @@ def split_parameters(params: str) -> list[str]:
         >>> split_parameters("")
         []
     """
-    parts, depth, quote, start = [], 0, "", 0
-    for i, char in enumerate(params):
-        if quote:
-            if char == quote and params[i - 1] != "\\":
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char in _OPEN:
-            depth += 1
-        elif char in _CLOSE:
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(params[start:i].strip())
-            start = i + 1
-    parts.append(params[start:].strip())
+    cuts = [i for i, char, depth in _outside_strings(params) if char == "," and depth == 0]
+    bounds = zip([-1, *cuts], [*cuts, len(params)], strict=True)  # (comma before, comma after) of each part
+    parts = [params[start + 1 : stop].strip() for start, stop in bounds]
     return [part for part in parts if part]
 
 
 def _matching_close(code: str, open_at: int) -> int:
     """The index of the bracket that closes the one at ``open_at`` (-1 if it never closes)."""
-    depth, quote = 0, ""
-    for i in range(open_at, len(code)):
-        char = code[i]
-        if quote:
-            if char == quote and code[i - 1] != "\\":
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char in _OPEN:
-            depth += 1
-        elif char in _CLOSE:
-            depth -= 1
-            if depth == 0:
-                return i
+    for i, char, depth in _outside_strings(code[open_at:]):
+        if char in _CLOSE and depth == 1:
+            return open_at + i
     return -1
 
 
