@@ -521,8 +521,8 @@ def softmax_saturation(
     return scores.std().item(), weights.amax(dim=-1).mean().item()
 
 
-def _check_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale) -> None:
-    """Raise a clear ValueError or TypeError for every argument of attention that cannot work."""
+def _check_qkv_tensors(query, key, value) -> None:
+    """Raise a clear error unless query, key and value are floating-point tensors of one dtype, each at least 2-D."""
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -532,6 +532,11 @@ def _check_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale) -> 
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
     if key.dtype != query.dtype or value.dtype != query.dtype:
         raise TypeError(f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
+
+
+def _check_inputs(query, key, value, attn_mask, dropout_p, is_causal, scale) -> None:
+    """Raise a clear ValueError or TypeError for every argument of attention that cannot work."""
+    _check_qkv_tensors(query, key, value)
     if key.size(-1) != query.size(-1):
         raise ValueError(f"key's last dim must equal query's d_k={query.size(-1)}, got key shape {tuple(key.shape)}")
     if query.size(-1) == 0 and scale is None:

@@ -419,6 +419,7 @@ from torch.autograd.graph import saved_tensors_hooks
 
 from torchenstein.lab import new_figure
 from torchenstein.tensors.broadcasting import broadcast_shapes
+from torchenstein.transformers.attention import _check_qkv_tensors
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -935,15 +936,7 @@ def _check_attention(query, key, value, attn_mask, is_causal, scale, block_q, bl
     ``mask`` is a bool tensor expanded (a view, no copy) to end in ``(L, S)``, or ``None``; ``diagonal``
     is ``None`` without a causal rule, else the offset ``d`` such that query ``i`` sees keys ``j <= i + d``.
     """
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() < 2:
-            raise ValueError(f"{name} must have at least 2 dims (..., length, features), got shape {tuple(t.shape)}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    if key.dtype != query.dtype or value.dtype != query.dtype:
-        raise TypeError(f"query, key and value must share a dtype, got {query.dtype}, {key.dtype}, {value.dtype}")
+    _check_qkv_tensors(query, key, value)
     if key.shape[:-2] != query.shape[:-2] or value.shape[:-2] != query.shape[:-2]:
         shapes = f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
         raise ValueError(f"query, key and value must share their leading (batch, head) dims, got {shapes}")
