@@ -179,7 +179,9 @@ seconds to load).
 ## Fewer steps: which timesteps to visit
 
 DDIM may jump, so a run of $n$ steps visits only $n$ of the $T$ timesteps.
-[`ddim_timesteps`][torchenstein.diffusion.ddim.ddim_timesteps] picks them as `set_timesteps` does, three ways:
+[`ddim_timesteps`][torchenstein.diffusion.ddim.ddim_timesteps] picks them as `set_timesteps` does, with the
+spacings of the [DDPM sampler](../sampling/index.md)'s
+[`inference_timesteps`][torchenstein.diffusion.sampling.inference_timesteps], which it calls:
 
 - `"leading"`: multiples of $T // n$ from 0, plus `steps_offset` (Stable Diffusion's configuration sets 1);
 - `"trailing"`: counted back from $T - 1$ in strides of $T / n$, rounded;
@@ -400,16 +402,16 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
+from torchenstein.diffusion.sampling import (
+    PREDICTION_TYPES,
+    TIMESTEP_SPACINGS,
+    _describe,
+    inference_timesteps,
+)
 from torchenstein.lab import PALETTE, new_figure, progress
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.figure import Figure
-
-TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
-"""The ways to choose the timesteps a sampler visits, named as diffusers' ``timestep_spacing``."""
-
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
-"""What a model may predict: the noise, the clean sample, or the velocity $v$."""
 
 Model = Callable[[Tensor, int], Tensor]
 """A denoiser: ``model(x_t, t)`` returns a prediction of ``x_t``'s shape for the timestep ``t``."""
@@ -678,23 +680,12 @@ def ddim_timesteps(
         {'leading': [750, 500, 250, 0], 'trailing': [999, 749, 499, 249], 'linspace': [999, 666, 333, 0]}
     """
     _check_timesteps(num_inference_steps, num_train_timesteps, timestep_spacing, steps_offset)
-    n, T = num_inference_steps, num_train_timesteps
-    if timestep_spacing == "leading":
-        # Every (T // n)-th timestep from 0 up: the last one, T - 1, is never reached unless T // n is 1.
-        timesteps = torch.arange(n, dtype=torch.int64) * (T // n) + steps_offset
-    elif timestep_spacing == "trailing":
-        # Count down from T in steps of T / n (a float), round, and shift by one to code timesteps.
-        # The arithmetic is NumPy's arange's (first value, then start + i * (second - first)), so the
-        # rare ties at .5 round exactly as diffusers' do.
-        step = (T - T / n) - T
-        timesteps = (T + torch.arange(n, dtype=torch.float64) * step).round().to(torch.int64) - 1
-        return timesteps
-    else:
-        # n evenly spaced from 0 to T - 1, as np.linspace computes them (i * step, the last set exactly).
-        grid = torch.arange(n, dtype=torch.float64) * ((T - 1) / (n - 1) if n > 1 else 0.0)
-        grid[-1] = T - 1 if n > 1 else 0
-        timesteps = grid.round().to(torch.int64)
-    return timesteps.flip(0)
+    # DDIMScheduler spaces its timesteps as DDPMScheduler does (the sampling lesson's `inference_timesteps`)
+    # but for one thing: "trailing" counts down with NumPy's arange, whose float stride leaves one step too
+    # many for some counts (62 of 1 to 1000), ending at -1. DDIM keeps the n it was asked for.
+    return inference_timesteps(num_inference_steps, num_train_timesteps, timestep_spacing, steps_offset)[
+        :num_inference_steps
+    ]
 
 
 def ddim_sample(
@@ -1058,12 +1049,6 @@ def check_ddim_sample_visited(candidate: Callable[..., Tensor]) -> None:
 
 # Argument checks, kept apart so that each function above reads as its idea. Every message names the
 # argument, the value it got and what was expected.
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
