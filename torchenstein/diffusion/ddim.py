@@ -402,12 +402,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
-from torchenstein.diffusion.sampling import (
-    PREDICTION_TYPES,
-    TIMESTEP_SPACINGS,
-    _describe,
-    inference_timesteps,
-)
+from torchenstein.diffusion.ddpm import PREDICTION_TYPES
+from torchenstein.diffusion.forward import _describe
+from torchenstein.diffusion.sampling import TIMESTEP_SPACINGS, inference_timesteps
 from torchenstein.lab import PALETTE, new_figure, progress
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn

@@ -462,7 +462,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from torchenstein.diffusion.forward import _check_forward_args, per_sample, q_sample, snr
+from torchenstein.diffusion.forward import _check_forward_args, _describe, per_sample, q_sample, snr
 from torchenstein.diffusion.schedules import NoiseSchedule, noise_schedule
 from torchenstein.lab import PALETTE, new_figure, progress
 from torchenstein.nn.modes import evaluating
@@ -1138,12 +1138,6 @@ def check_ema_warmup_decay(candidate: Callable[..., float]) -> None:
 
 # Argument checks, kept apart so that each function above reads as its idea. Every message names the
 # argument, the value it got and what was expected.
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _check_prediction_type(name: str, value: object) -> None:

@@ -322,6 +322,7 @@ from torch import Tensor
 from torchenstein.diffusion.ddim import GaussianMixture, ddim_sample
 from torchenstein.diffusion.ddpm import ddpm_loss
 from torchenstein.diffusion.denoiser import MLPDenoiser
+from torchenstein.diffusion.forward import _describe
 from torchenstein.lab import PALETTE, new_figure
 from torchenstein.training.adam import AdamW
 
@@ -809,12 +810,6 @@ def check_rescale_noise_cfg(candidate: Callable[..., Tensor]) -> None:
 
 # Argument checks, kept apart so that each function above reads as its idea. Every message names the
 # argument, the value it got and what was expected.
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _is_int_tensor(value: object) -> bool:

@@ -424,6 +424,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from torchenstein.diffusion.ddpm import PREDICTION_TYPES
+from torchenstein.diffusion.forward import _describe
 from torchenstein.lab import PALETTE, new_figure, progress
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
@@ -431,9 +433,6 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
 
 VARIANCE_TYPES = ("fixed_small", "fixed_large")
 """The reverse-step variances ``ddpm_step`` draws with, by diffusers' ``variance_type`` names."""
-
-PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
-"""What a model may predict, by diffusers' ``prediction_type`` names."""
 
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 """How ``inference_timesteps`` spreads fewer steps over the schedule, by diffusers' ``timestep_spacing`` names."""
@@ -1006,12 +1005,6 @@ def check_predict_epsilon(candidate: Callable[..., Tensor]) -> None:
 
 # Argument checks, kept apart so that each function above reads as its idea. Every message names the
 # argument, the value it got and what was expected.
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _check_schedule(alphas_cumprod: object) -> int:

@@ -527,6 +527,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from torchenstein.diffusion.forward import _describe
 from torchenstein.lab import PALETTE, new_figure
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
@@ -1084,12 +1085,6 @@ def check_noisy_classifier_log_prob(candidate: Callable[..., Tensor]) -> None:
 
 # Argument checks, kept apart so that each function above reads as its idea. Every message names the
 # argument, the value it got and what was expected.
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, Tensor):
-        return f"a tensor of dtype {value.dtype} and shape {tuple(value.shape)}"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _check_mixture(weights: object, means: object, stds: object) -> None:
