@@ -142,8 +142,7 @@ def figure_key(module: str, code_digests: dict[str, list] | None = None) -> str:
         64
     """
     code_digests = {} if code_digests is None else code_digests
-    # The installed versions, read without importing either library (torch alone takes seconds).
-    versions = " ".join(importlib.metadata.version(d) for d in ("matplotlib", "torch"))
+    versions = _drawing_library_versions()
     seen: set[str] = set()
     pending = [module, __name__]
     digest = hashlib.sha256(f"{FIGURE_FORMAT} {versions}".encode())
@@ -161,6 +160,12 @@ def figure_key(module: str, code_digests: dict[str, list] | None = None) -> str:
         digest.update(f"\0{name}\0{code}".encode())
         pending.extend(sorted(set(imports) - seen))
     return digest.hexdigest()
+
+
+@functools.cache
+def _drawing_library_versions() -> str:
+    """The installed matplotlib and torch, read without importing either (torch alone takes seconds)."""
+    return " ".join(importlib.metadata.version(d) for d in ("matplotlib", "torch"))
 
 
 @functools.lru_cache(maxsize=512)

@@ -13,6 +13,7 @@ import logging
 import re
 from pathlib import Path
 
+import jinja2
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
@@ -31,6 +32,7 @@ from torchenstein._site.sourceview import (
 from torchenstein.course import Lesson, labs, lesson_text, lessons, module_path
 from torchenstein.figures import FigureBoard, figure_names
 
+_PLAIN_HEADING = re.compile(r'<h[1-6] id="([^"]*)">(.*?)</h[1-6]>', re.S)
 _HEADING = re.compile(r'(<h(?P<level>[1-6]) id="(?P<id>torchenstein\.[\w.]+)" class="doc doc-heading">.*?</h(?P=level)>)', re.S)
 
 
@@ -51,9 +53,13 @@ PAGE_CACHE = ".cache/torchenstein/pages"
 SOURCE_CACHE = ".cache/torchenstein/source"
 """Where each lesson's annotated source view is kept, under the hash of what it is made from."""
 
+TEMPLATE_CACHE = ".cache/torchenstein/templates"
+"""Where the theme's compiled templates are kept (Jinja checks each against its template's source)."""
+
+
 _board: FigureBoard | None = None
 _figure_files: dict[str, list[File]] = {}
-_code_blocks: dict[str, list[str]] = {}
+_code_blocks: dict[str, tuple[str, ...]] = {}
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
@@ -63,6 +69,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     root = Path(config.config_file_path).parent
     rendercache.remember_search_entries(root / SEARCH_CACHE)
     signatures.install()
+    rendercache.remember_parsed_modules()
     _board = FigureBoard(root / FIGURE_CACHE)
     _board.start(lessons())
     return config
@@ -94,11 +101,27 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         for file in _figure_files[lesson.module]:
             files.append(file)
     files.append(File.generated(config, "course-map.md", content=course_map()))
+    # mkdocstrings' own templates are compiled once and kept too.
+    handler = config.plugins["mkdocstrings"].handlers.get_handler("python")
+    handler.env.bytecode_cache = _template_cache(config)
     return files
 
 
+def _template_cache(config: MkDocsConfig) -> jinja2.BytecodeCache:
+    """Where compiled templates are kept between builds (Jinja checks each against its source)."""
+    folder = Path(config.config_file_path).parent / TEMPLATE_CACHE
+    folder.mkdir(parents=True, exist_ok=True)
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 def on_env(env, config: MkDocsConfig, files: Files):
-    """Fill in every figure, now that the pages are rendered and the drawing processes have had time."""
+    """Fill in every figure, now that the pages are rendered and the drawing processes have had time.
+
+    The theme's templates are compiled once and kept on disk, and a page that shows what it showed in
+    the last build of this process keeps its HTML (see `rendercache.KeptTheme`).
+    """
+    env.bytecode_cache = _template_cache(config)
+    rendercache.keep_theme_outputs(env, _site_tools(config.config_file_path))
     assert _board is not None
     for lesson in lessons():
         drawn = dict(_board.figures(lesson))
@@ -108,8 +131,13 @@ def on_env(env, config: MkDocsConfig, files: Files):
     log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE}")
     log.info(f"lesson pages and source views: {rendercache.counts['rendered']} rendered, "
              f"{rendercache.counts['reused']} unchanged since the last build")
-    rendercache.counts.update(reused=0, rendered=0)
     return env
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    """Say how many pages went through the theme's templates, and start the next build's counts afresh."""
+    log.info(f"pages through the theme: {rendercache.counts['themed']}, the others unchanged since the last build")
+    rendercache.counts.update(reused=0, rendered=0, themed=0)
 
 
 def on_build_error(error: Exception) -> None:
@@ -136,7 +164,7 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
 def _site_tools(config_file: str) -> str:
     """What else a rendered page depends on: the site's configuration and the versions of its tools."""
     tools = ("mkdocs", "mkdocs-material", "mkdocstrings", "mkdocstrings-python", "griffe", "mkdocs-autorefs",
-             "markdown", "pymdown-extensions", "pygments")
+             "markdown", "pymdown-extensions", "pygments", "mkdocs-jupyter")
     versions = []
     for tool in tools:
         try:
@@ -157,12 +185,16 @@ def _retitle(items: list, html: str) -> None:
     replaced by internal placeholders; the rendered heading still has the real markup, so take it from
     there (links unwrapped, since a contents entry is itself a link).
     """
-    for item in items:
-        found = re.search(rf'<h[1-6] id="{re.escape(item.id)}">(.*?)</h[1-6]>', html, re.S)
-        if found:
-            title = re.sub(r'<a class="headerlink".*?</a>', "", found[1], flags=re.S)
-            item.title = re.sub(r"</?a\b[^>]*>", "", title).strip()
-        _retitle(item.children, html)
+    headings = {found[1]: found[2] for found in _PLAIN_HEADING.finditer(html)}
+
+    def retitle(items: list) -> None:
+        for item in items:
+            if item.id in headings:
+                title = re.sub(r'<a class="headerlink".*?</a>', "", headings[item.id], flags=re.S)
+                item.title = re.sub(r"</?a\b[^>]*>", "", title).strip()
+            retitle(item.children)
+
+    retitle(items)
 
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:

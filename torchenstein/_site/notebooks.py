@@ -16,6 +16,7 @@ Examples:
 from __future__ import annotations
 
 import doctest
+import functools
 import json
 import re
 import textwrap
@@ -110,6 +111,8 @@ def lesson_notebook(text: str, module: str | None = None) -> dict:
     }
 
 
+@functools.lru_cache(maxsize=256)
 def notebook_json(text: str, module: str | None = None) -> str:
-    """The notebook of a lesson text, serialised as a ``.ipynb`` file holds it."""
+    """The notebook of a lesson text, serialised as a ``.ipynb`` file holds it (remembered: every
+    rebuild of ``mkdocs serve`` asks for every lesson's notebook)."""
     return json.dumps(lesson_notebook(text, module), indent=1, ensure_ascii=False) + "\n"

@@ -9,7 +9,6 @@ it back when nothing changed. A build with no cache renders every page itself.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -38,8 +37,10 @@ class Rendered:
 
 
 _PAGES: dict[str, tuple[str, Rendered]] = {}
-counts = {"reused": 0, "rendered": 0}
-"""How many pages the current build took from the cache and how many it rendered (reset by the hooks)."""
+_OUTPUTS: dict[str, tuple[str, str]] = {}
+counts = {"reused": 0, "rendered": 0, "themed": 0}
+"""How many pages the current build took from the cache, how many it rendered, and how many it passed
+through the theme's templates (reset by the hooks)."""
 
 
 def key(*parts: str) -> str:
@@ -129,12 +130,16 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".json"
 
 
+_KEPT: dict[Path, tuple[str, object]] = {}
+
+
 def kept_on_disk(folder: Path, name: str, inputs_key: str, make: Callable[[], object]) -> object:
     """The JSON value ``make()`` returns, kept in ``folder/name.json`` until its inputs change.
 
     One file per name holds the value and the key of the inputs it was made from; a different key
     makes the value again and replaces the file (atomically, so a build that stops halfway leaves a
-    whole file or the old one).
+    whole file or the old one). The process keeps what it read, so the next build reads nothing: the
+    value is shared between builds, and a caller that changes it must copy it first.
 
     Examples:
         >>> import tempfile
@@ -147,14 +152,18 @@ def kept_on_disk(folder: Path, name: str, inputs_key: str, make: Callable[[], ob
         'made again'
     """
     path = folder / _file_name(name)
+    if path in _KEPT and _KEPT[path][0] == inputs_key:  # read in this process already
+        return _KEPT[path][1]
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
         if kept["key"] == inputs_key:
+            _KEPT[path] = (inputs_key, kept["value"])
             return kept["value"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     value = make()
     _write_whole(path, {"key": inputs_key, "value": value})
+    _KEPT[path] = (inputs_key, value)
     return value
 
 
@@ -184,9 +193,10 @@ def remember_search_entries(folder: Path) -> None:
     from ``folder`` on disk.
     """
     try:
-        from material.plugins.search.plugin import SearchIndex
+        from material.plugins.search.plugin import SearchIndex, SearchPlugin
     except ImportError:  # pragma: no cover - another theme: nothing to remember
         return
+    _skip_needless_attribute_scrub(SearchPlugin)
     index_page = getattr(SearchIndex.add_entry_from_context, "indexes_afresh", SearchIndex.add_entry_from_context)
 
     def add_entry_from_context(self, page) -> None:
@@ -200,10 +210,133 @@ def remember_search_entries(folder: Path) -> None:
                 page.content = content
             made = self.entries[before:]
             del self.entries[before:]  # they go back in below, once, like the kept ones
-            return copy.deepcopy(made)
+            return made
 
         inputs = key(page.content or "", str(page.title), repr(page.meta.get("search")), repr(page.meta.get("tags")))
-        self.entries.extend(kept_on_disk(folder, page.url or "index", inputs, index_afresh))
+        # The kept entries are shared with the next build: the index gets copies (each a flat dict).
+        self.entries.extend(dict(entry) for entry in kept_on_disk(folder, page.url or "index", inputs, index_afresh))
 
     add_entry_from_context.indexes_afresh = index_page
     SearchIndex.add_entry_from_context = add_entry_from_context
+
+
+class KeptTheme:
+    """A theme template that hands back a page's last HTML when nothing the page shows has changed.
+
+    On every rebuild of ``mkdocs serve`` MkDocs passes every page through the theme's templates again,
+    the navigation of the whole course included: the largest share of a rebuild once the pages
+    themselves are kept. A page's HTML depends on its content, title, table of contents and metadata,
+    its place in the navigation, the navigation itself, and the site's configuration and tools; this
+    keeps it (in memory: one process, one ``mkdocs serve``) under a hash of all of them.
+
+    Args:
+        template: the theme template (``main.html``).
+        site: the site's configuration and the versions of its tools.
+    """
+
+    def __init__(self, template, site: str):
+        self.template = template
+        self.site = site
+        self._nav: tuple[object, str] | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.template, name)
+
+    def render(self, context) -> str:
+        page = context.get("page")
+        if page is None:
+            counts["themed"] += 1
+            return self.template.render(context)
+        inputs = key(
+            self.site,
+            self.template.name or "",
+            self._nav_signature(context["nav"]),
+            page.url,
+            page.title or "",
+            page.content or "",
+            json.dumps(Rendered.toc_tokens(page.toc)),
+            repr(sorted(page.meta.items())),
+            *(f"{other.url} {other.title}" if other else "" for other in (page.previous_page, page.next_page)),
+        )
+        kept = _OUTPUTS.get(page.file.src_uri)
+        if kept is not None and kept[0] == inputs:
+            return kept[1]
+        counts["themed"] += 1
+        html = self.template.render(context)
+        _OUTPUTS[page.file.src_uri] = (inputs, html)
+        return html
+
+    def _nav_signature(self, nav) -> str:
+        """Every title and address of the navigation, once per build."""
+        if self._nav is None or self._nav[0] is not nav:
+
+            def walk(items) -> list:
+                return [(type(i).__name__, str(i.title), getattr(i, "url", None), walk(i.children or [])) for i in items]
+
+            self._nav = (nav, key(repr(walk(nav.items))))
+        return self._nav[1]
+
+
+def keep_theme_outputs(env, site: str) -> None:
+    """Make the theme environment ``env`` hand out `KeptTheme` templates."""
+    get_template = env.get_template
+    kept: dict[str, KeptTheme] = {}
+
+    def get_kept_template(name, *args, **kwargs):
+        template = get_template(name, *args, **kwargs)
+        if name not in kept or kept[name].template is not template:
+            kept[name] = KeptTheme(template, site)
+        return kept[name]
+
+    env.get_template = get_kept_template
+
+
+def _skip_needless_attribute_scrub(plugin_class) -> None:
+    """Spare Material's search plugin a regular-expression pass over pages it would not change.
+
+    After indexing a page, the plugin removes any ``data-search-*`` attribute from its HTML with a
+    pattern that starts with an optional space: scanning a large source view for it takes longer than
+    indexing it. A page without the text ``data-search-`` has nothing to remove, and a substring test
+    says so at once; every other page goes through the plugin's own method.
+    """
+    on_page_context = getattr(plugin_class.on_page_context, "scrubs_always", plugin_class.on_page_context)
+
+    def index_then_scrub_if_needed(self, context, *, page, config, nav):
+        if self.config.enabled and "data-search-" not in (page.content or ""):
+            self.search_index.add_entry_from_context(page)
+            return None
+        return on_page_context(self, context, page=page, config=config, nav=nav)
+
+    index_then_scrub_if_needed.scrubs_always = on_page_context
+    plugin_class.on_page_context = index_then_scrub_if_needed
+
+
+_TREES: dict[str, tuple[str, object]] = {}
+
+
+def remember_parsed_modules() -> None:
+    """Let griffe, which reads the lessons for mkdocstrings, parse each unchanged module only once.
+
+    On every rebuild of ``mkdocs serve`` griffe parses the whole package again to render the one
+    lesson page that changed, most of the time that page takes. Its visitor looks up ``compile`` in
+    its own module; this gives it one that keeps the syntax tree of each file's newest source. A
+    griffe whose visitor is organised otherwise simply parses as before.
+    """
+    try:
+        from griffe._internal.agents import visitor
+    except ImportError:  # pragma: no cover - another griffe: it parses as it always did
+        return
+    if getattr(visitor, "compile", None) is not None:
+        return
+
+    def compile_once(source, filename, mode, flags=0, *args, **kwargs):
+        import ast
+
+        if not flags & ast.PyCF_ONLY_AST or not isinstance(source, str):
+            return compile(source, filename, mode, flags, *args, **kwargs)
+        kept = _TREES.get(str(filename))
+        if kept is None or kept[0] != source:  # one tree a file: the newest source's
+            kept = _TREES[str(filename)] = (source, compile(source, filename, mode, flags, *args, **kwargs))
+        return kept[1]
+
+    visitor.compile = compile_once

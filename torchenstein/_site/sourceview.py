@@ -278,8 +278,11 @@ _CODE_BLOCK = re.compile(r'<div class="highlight tl-code"><pre><code>.*?</code><
 _STASHED = re.compile(r'<div class="tl-stash" data-block="(\d+)"></div>')
 
 
-def stash_code_blocks(page: str) -> tuple[str, list[str]]:
+@functools.lru_cache(maxsize=256)
+def stash_code_blocks(page: str) -> tuple[str, tuple[str, ...]]:
     r"""Replace each highlighted code block of a source view by a placeholder; return both.
+
+    Remembered: every rebuild of ``mkdocs serve`` asks again for every lesson's view.
 
     Examples:
         >>> page, blocks = stash_code_blocks('<p>Why.</p>\n<div class="highlight tl-code"><pre><code>x = 1</code></pre></div>')
@@ -294,9 +297,9 @@ def stash_code_blocks(page: str) -> tuple[str, list[str]]:
         blocks.append(match[0])
         return f'<div class="tl-stash" data-block="{len(blocks) - 1}"></div>'
 
-    return _CODE_BLOCK.sub(stash, page), blocks
+    return _CODE_BLOCK.sub(stash, page), tuple(blocks)
 
 
-def restore_code_blocks(html_page: str, blocks: list[str]) -> str:
+def restore_code_blocks(html_page: str, blocks: tuple[str, ...]) -> str:
     """Put the stashed code blocks back where their placeholders are."""
     return _STASHED.sub(lambda match: blocks[int(match[1])], html_page)
