@@ -1,8 +1,10 @@
 """Time the site build, cold and warm, and show where the time goes.
 
 Cold means no cache at all (the drawn figures and the rendered lab pages are deleted first); warm means
-the caches of the previous build are there, as they are on every rebuild of `./scripts/serve`. Each
-build runs in a fresh process, as `mkdocs build` does. Run it through `scripts/bench-site`.
+the caches of the previous build are there. Each of those builds runs in a fresh process, as
+`mkdocs build` does. A serve rebuild is what `./scripts/serve` does after a lesson is edited: a second
+build in the same process, after a sentence is added to one lesson's text (and taken out again). Run it
+through `scripts/bench-site`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,30 @@ def one_build() -> dict[str, float]:
     return dict(stages)
 
 
+def serve_rebuilds(runs: int) -> list[float]:
+    """Build once, then time a rebuild after each of ``runs`` edits of a lesson's text, in one process."""
+    import logging
+    import textwrap
+
+    from torchenstein.course import lessons, module_path
+
+    logging.disable(logging.WARNING)
+    lesson = lessons()[len(lessons()) // 2]
+    path = module_path(lesson.module)
+    source = path.read_text(encoding="utf-8")
+    seconds = []
+    try:
+        one_build()
+        for edit in range(runs):
+            sentence = f"The Professor edits this lesson ({edit + 1}). "
+            path.write_text(source.replace('"""', '"""' + sentence, 1), encoding="utf-8")
+            seconds.append(one_build()["total"])
+    finally:
+        path.write_text(source, encoding="utf-8")
+    print(textwrap.shorten(f"edited {lesson.module}", 100))
+    return seconds
+
+
 def measure(runs: int, *, cold: bool) -> list[dict[str, float]]:
     results = []
     for _ in range(runs):
@@ -86,12 +112,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="builds of each kind (default 2)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rebuilds", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         import logging
 
         logging.disable(logging.WARNING)
         print(json.dumps(one_build()))
+        return 0
+    if args.rebuilds:
+        print(json.dumps(serve_rebuilds(args.runs)))
         return 0
     from torchenstein.course import labs, lessons
 
@@ -102,6 +132,12 @@ def main() -> int:
     report("warm build", warm)
     per_lesson = statistics.median(r["total"] for r in cold) / len(lessons())
     print(f"cold build per lesson: {per_lesson:.2f} s")
+    out = subprocess.run(
+        [sys.executable, __file__, "--rebuilds", "--runs", str(args.runs)], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    rebuilds = json.loads(out.strip().splitlines()[-1])
+    each = ", ".join(f"{r:.1f}" for r in rebuilds)
+    print(f"serve rebuild after a lesson edit: {statistics.median(rebuilds):.1f} s (median of {len(rebuilds)}: {each})")
     return 0
 
 

@@ -21,11 +21,14 @@ stamp=$venv/.torchenstein-installed
 wanted="$(cat "$root/pyproject.toml" | sha256sum | cut -d' ' -f1) torch==$TORCH_VERSION"
 if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   # torch first, pinned, with pip: it is the CPU build this machine keeps on disk, where only pip looks.
-  # The project asks only for a range, which the pinned build already satisfies, so installing the
-  # project afterwards fetches no other torch. uv comes along: it installs the ~100 other packages in
-  # seconds where pip takes over a minute.
-  echo "setup: installing torch==$TORCH_VERSION"
-  "$python" -m pip install --quiet --disable-pip-version-check --no-compile "torch==$TORCH_VERSION" uv
+  # A torch already in .venv (a CUDA build you installed, say) is kept. The project asks only for a
+  # range, which either satisfies, so installing the project afterwards fetches no other torch.
+  if ! "$python" -c "import torch" 2>/dev/null; then
+    echo "setup: installing torch==$TORCH_VERSION"
+    "$python" -m pip install --quiet --disable-pip-version-check --no-compile "torch==$TORCH_VERSION"
+  fi
+  # uv installs the ~100 other packages in seconds, where pip takes over a minute.
+  "$python" -m pip install --quiet --disable-pip-version-check --no-compile uv
   echo "setup: installing torchenstein with its docs, labs and test extras"
   if ! "$venv/bin/uv" pip install --quiet --python "$python" -e "$root[docs,labs,test]"; then
     echo "setup: uv could not install the extras; trying pip" >&2
