@@ -119,3 +119,22 @@ def test_the_search_plugin_still_scrubs_its_attributes_where_a_page_has_them():
     assert indexed == ['<p class="x">Tensors</p>', '<h2 data-search-exclude="true">Hidden</h2>']
     assert marked.content == "<h2>Hidden</h2>"
     assert plain.content == '<p class="x">Tensors</p>'
+
+
+def test_a_serve_has_griffe_parse_the_package_ahead_once(monkeypatch):
+    """After a serve's first build the lessons are parsed in the background, so the first edit is quick."""
+    from griffe._internal.agents import visitor
+
+    from torchenstein.course import module_path
+
+    monkeypatch.delattr(visitor, "compile", raising=False)
+    monkeypatch.setattr(rendercache, "_TREES", {})
+    monkeypatch.setattr(rendercache, "_parse_ahead", None)
+    rendercache.remember_parsed_modules()
+    try:
+        thread = rendercache.parse_ahead("torchenstein")
+        thread.join(timeout=60)
+        assert str(module_path("torchenstein.nn.rmsnorm")) in rendercache._TREES
+        assert rendercache.parse_ahead("torchenstein") is thread, "a second build must not parse again"
+    finally:
+        del visitor.compile

@@ -134,10 +134,20 @@ def on_env(env, config: MkDocsConfig, files: Files):
     return env
 
 
+def on_startup(command: str, dirty: bool) -> None:
+    """Note whether this process serves the site, rebuilding it on every edit."""
+    rendercache.serving = command == "serve"
+
+
 def on_post_build(config: MkDocsConfig) -> None:
-    """Say how many pages went through the theme's templates, and start the next build's counts afresh."""
+    """Say how many pages went through the theme's templates, and start the next build's counts afresh.
+
+    After a serve's first build, griffe parses the package in the background (see `rendercache.parse_ahead`).
+    """
     log.info(f"pages through the theme: {rendercache.counts['themed']}, the others unchanged since the last build")
     rendercache.counts.update(reused=0, rendered=0, themed=0)
+    if rendercache.serving:
+        rendercache.parse_ahead("torchenstein")
 
 
 def on_build_error(error: Exception) -> None:

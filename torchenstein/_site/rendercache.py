@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,3 +341,33 @@ def remember_parsed_modules() -> None:
         return kept[1]
 
     visitor.compile = compile_once
+
+
+_parse_ahead: threading.Thread | None = None
+serving = False
+"""Whether this process is ``mkdocs serve`` (set by the hooks when it starts): it rebuilds on every edit."""
+
+
+def parse_ahead(package: str) -> threading.Thread:
+    """Let griffe parse ``package`` in a background thread, so the first edit while serving is quick too.
+
+    A serve starts from the kept pages, so griffe parses nothing in its first build, and the first edit
+    would pay for parsing every module. Parsing them while the server waits for that edit fills the trees
+    `remember_parsed_modules` keeps. A failure here only means the first edit parses for itself.
+    """
+
+    global _parse_ahead
+    if _parse_ahead is not None:  # once a process: after that the trees are kept as the files change
+        return _parse_ahead
+
+    def parse() -> None:
+        try:
+            import griffe
+
+            griffe.load(package, allow_inspection=False)
+        except Exception:  # noqa: BLE001 - a head start, never a reason for the server to stop
+            pass
+
+    _parse_ahead = threading.Thread(target=parse, name="parse-ahead", daemon=True)
+    _parse_ahead.start()
+    return _parse_ahead
