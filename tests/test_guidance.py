@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from torchenstein.diffusion.ddim import GaussianMixture
 from torchenstein.diffusion.denoiser import MLPDenoiser
 from torchenstein.diffusion.guidance import (
     LabelledMixture,
@@ -21,6 +20,7 @@ from torchenstein.diffusion.guidance import (
     rescale_noise_cfg,
     train_guided_denoiser,
 )
+from torchenstein.diffusion.sampling import GaussianMixture
 
 ALPHAS_CUMPROD = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), dim=0)
 

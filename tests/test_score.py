@@ -37,7 +37,7 @@ def _mixture(K, D, dtype=torch.float64, seed=0):
     weights = torch.rand(K, generator=g, dtype=torch.float64) + 0.1
     means = 2 * torch.randn(K, D, generator=g, dtype=torch.float64)
     stds = 0.2 + torch.rand(K, generator=g, dtype=torch.float64)
-    return GaussianMixture((weights / weights.sum()).to(dtype), means.to(dtype), stds.to(dtype))
+    return GaussianMixture(means.to(dtype), stds.to(dtype), (weights / weights.sum()).to(dtype))
 
 
 def _points(B, D, dtype=torch.float64, seed=1, scale=3.0):
@@ -53,7 +53,7 @@ def test_log_prob_equals_torch_distributions(K, D):
     x = torch.cat([_points(500, D), torch.full((2, D), 50.0), torch.full((1, D), -80.0)])  # far points too
     torch.testing.assert_close(mixture.log_prob(x), mixture.to_torch().log_prob(x), rtol=1e-12, atol=1e-10)
     assert torch.isfinite(mixture.log_prob(x)).all()
-    m32 = GaussianMixture(*(t.float() for t in (mixture.weights, mixture.means, mixture.stds)))
+    m32 = GaussianMixture(*(t.float() for t in (mixture.means, mixture.stds, mixture.weights)))
     torch.testing.assert_close(m32.log_prob(x[:500].float()), m32.to_torch().log_prob(x[:500].float()))
     assert mixture.log_prob(torch.zeros(0, D, dtype=torch.float64)).shape == (0,)
 
@@ -68,7 +68,7 @@ def test_autograd_score_equals_closed_form_and_torch(K, D):
     assert score.dtype == torch.float64 and score.grad_fn is None and not score.requires_grad
     # float32: the same arrows to float32's tolerance.
     x32 = x[:2000].float()
-    m32 = GaussianMixture(*(t.float() for t in (mixture.weights, mixture.means, mixture.stds)))
+    m32 = GaussianMixture(*(t.float() for t in (mixture.means, mixture.stds, mixture.weights)))
     got = autograd_score(m32.log_prob, x32)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), mixture_score(mixture, x32.double()), rtol=1e-4, atol=1e-4)
@@ -104,8 +104,8 @@ def test_autograd_score_graph_handling():
     out = autograd_score(mixture.log_prob, scaled)
     assert out.grad_fn is None and w.grad is None
     # create_graph=True: differentiable, and the Hessian of one Gaussian is -I / s^2.
-    gauss = GaussianMixture(torch.ones(1, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64),
-                            torch.tensor([0.5], dtype=torch.float64))
+    gauss = GaussianMixture(torch.zeros(1, 3, dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64),
+                            torch.ones(1, dtype=torch.float64))
     p = _points(4, 3).requires_grad_(True)
     s = autograd_score(gauss.log_prob, p, create_graph=True)
     assert s.grad_fn is not None
@@ -168,10 +168,10 @@ def test_noised_mixture_is_the_law_of_q_sample(alpha_bar):
 def test_mean_and_covariance_equal_torch_distributions():
     for K, D in CASES:
         mixture = _mixture(K, D)
-        torch.testing.assert_close(mixture.mean(), mixture.to_torch().mean)
-        torch.testing.assert_close(mixture.covariance().diagonal(), mixture.to_torch().variance)
+        torch.testing.assert_close(mixture.mean, mixture.to_torch().mean)
+        torch.testing.assert_close(mixture.covariance.diagonal(), mixture.to_torch().variance)
         samples = mixture.sample(50_000, generator=torch.Generator().manual_seed(K))
-        torch.testing.assert_close(torch.cov(samples.T).reshape(D, D), mixture.covariance(), rtol=0.05, atol=0.1)
+        torch.testing.assert_close(torch.cov(samples.T).reshape(D, D), mixture.covariance, rtol=0.05, atol=0.1)
 
 
 def test_sample_has_the_mixture_weights():
@@ -220,7 +220,7 @@ def test_annealed_langevin_gets_weights_and_moments(seed):
     fractions = torch.bincount(mixture.responsibilities(out).argmax(-1), minlength=3).double() / len(out)
     assert (fractions - mixture.weights).abs().max() < 0.06
     # Mean within 5 standard errors (true variance 1.86 and 0.79 per axis) plus the Langevin bias.
-    assert ((out.mean(0) - mixture.mean()).abs() < 5 * (1.9 / 1000) ** 0.5 + 0.03).all()
+    assert ((out.mean(0) - mixture.mean).abs() < 5 * (1.9 / 1000) ** 0.5 + 0.03).all()
 
 
 def test_annealing_levels():
@@ -337,14 +337,16 @@ def test_classifier_guidance():
 def test_validation_messages():
     w, mu, s = torch.tensor([0.5, 0.5]), torch.zeros(2, 1), torch.ones(2)
     with pytest.raises(ValueError, match=r"weights must be positive and sum to 1, got \[0.5, 0.6\]"):
-        GaussianMixture(torch.tensor([0.5, 0.6]), mu, s)
+        GaussianMixture(mu, s, torch.tensor([0.5, 0.6]))
     with pytest.raises(ValueError, match="stds must be positive"):
-        GaussianMixture(w, mu, torch.tensor([1.0, 0.0]))
-    with pytest.raises(ValueError, match=r"means must have shape \(K, D\) and stds \(K,\) for K=2"):
-        GaussianMixture(w, torch.zeros(3, 1), s)
+        GaussianMixture(mu, torch.tensor([1.0, 0.0]), w)
+    with pytest.raises(ValueError, match=r"weights must have shape \(3,\), one per component, got \(2,\)"):
+        GaussianMixture(torch.zeros(3, 1), torch.ones(3), w)
+    with pytest.raises(ValueError, match=r"stds must have shape \(2,\), one per component, got \(3,\)"):
+        GaussianMixture(mu, torch.ones(3), w)
     with pytest.raises(TypeError, match="weights must be a floating-point tensor"):
-        GaussianMixture([0.5, 0.5], mu, s)
-    m = GaussianMixture(w, mu, s)
+        GaussianMixture(mu, s, [0.5, 0.5])
+    m = GaussianMixture(mu, s, w)
     with pytest.raises(ValueError, match=r"x must have shape \(B, 1\), got \(4, 2\)"):
         m.log_prob(torch.zeros(4, 2))
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):

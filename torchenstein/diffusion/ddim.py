@@ -11,7 +11,8 @@ r"""
 
 **You will learn to**
 
-- build the exact, optimal denoiser of a mixture of Gaussians, so a sampler can be tested without training;
+- test a sampler without training, against the exact, optimal denoiser of the sampling lesson's mixture of
+  Gaussians;
 - turn any of the three things a model may predict ($\varepsilon$, $x_0$ or $v$) into a predicted $x_0$
   and a predicted noise;
 - derive the DDIM step: the predicted $x_0$, the "direction pointing to $x_t$", and the noise
@@ -42,9 +43,12 @@ $$
 {\bar\alpha_t s_k^2 + 1 - \bar\alpha_t} .
 $$
 
-[`GaussianMixture`][torchenstein.diffusion.ddim.GaussianMixture] holds such a distribution, and its
-`denoiser(alphas_cumprod)` is that formula as a `model(x_t, t)`, the signature of
-[the denoiser lesson](../denoiser/index.md). The lesson's data: three round clusters in the plane.
+We do not build it again: [the sampling lesson](../sampling/index.md) did, and its
+[`GaussianMixture`][torchenstein.diffusion.sampling.GaussianMixture] holds such a distribution, one
+standard deviation per component, and its `denoiser(alphas_cumprod)` is that formula as a `model(x_t, t)`,
+the signature of [the denoiser lesson](../denoiser/index.md). This lesson imports it (it is also
+importable here, as `torchenstein.diffusion.ddim.GaussianMixture`). The lesson's data: three round
+clusters in the plane, of three different spreads.
 
 ```pycon
 >>> import torch
@@ -394,7 +398,6 @@ of `ddim_timesteps` lands on the $(i + 1)$-th, and from the last on $\bar\alpha 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, NamedTuple
@@ -404,7 +407,7 @@ from torch import Tensor
 
 from torchenstein.diffusion.ddpm import PREDICTION_TYPES
 from torchenstein.diffusion.forward import _describe
-from torchenstein.diffusion.sampling import TIMESTEP_SPACINGS, inference_timesteps
+from torchenstein.diffusion.sampling import TIMESTEP_SPACINGS, GaussianMixture, inference_timesteps
 from torchenstein.lab import PALETTE, new_figure, progress
 
 if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
@@ -412,93 +415,6 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
 
 Model = Callable[[Tensor, int], Tensor]
 """A denoiser: ``model(x_t, t)`` returns a prediction of ``x_t``'s shape for the timestep ``t``."""
-
-
-class GaussianMixture:
-    r"""A mixture of round Gaussians, $\sum_k \pi_k\, \mathcal N(\mu_k, s_k^2 I)$, and its exact denoiser.
-
-    Args:
-        means: the centres $\mu_k$, shape ``(K, D)``.
-        stds: the standard deviations $s_k$, one per component, shape ``(K,)``.
-        weights: the mixing weights $\pi_k$, shape ``(K,)``, positive and summing to 1; ``None`` for equal.
-
-    Raises:
-        TypeError: if a tensor is not floating point.
-        ValueError: if the shapes disagree, a standard deviation is not positive, or the weights are not
-            positive or do not sum to 1.
-
-    Examples:
-        >>> mixture = GaussianMixture(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), torch.tensor([0.1, 0.1]))
-        >>> mixture.sample(5, torch.Generator().manual_seed(0)).shape
-        torch.Size([5, 2])
-        >>> mixture.mean.tolist()
-        [0.0, 0.0]
-    """
-
-    def __init__(self, means: Tensor, stds: Tensor, weights: Tensor | None = None) -> None:
-        if weights is None and isinstance(means, Tensor) and means.dim() == 2:
-            weights = torch.full((means.size(0),), 1.0 / means.size(0), dtype=torch.float64)
-        _check_mixture(means, stds, weights)
-        # Kept in float64: the mixture is the ground truth every sampler is measured against.
-        self.means, self.stds, self.weights = means.double(), stds.double(), weights.double()
-
-    @property
-    def mean(self) -> Tensor:
-        r"""The mixture's mean, $\sum_k \pi_k \mu_k$, shape ``(D,)``, float64."""
-        return self.weights @ self.means
-
-    @property
-    def covariance(self) -> Tensor:
-        r"""The mixture's covariance, $\sum_k \pi_k (s_k^2 I + \mu_k \mu_k^\top) - m m^\top$, shape ``(D, D)``."""
-        D = self.means.size(1)
-        second = (self.weights * self.stds**2).sum() * torch.eye(D, dtype=torch.float64)
-        second = second + torch.einsum("k,ki,kj->ij", self.weights, self.means, self.means)
-        return second - torch.outer(self.mean, self.mean)
-
-    def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``num_samples`` float64 points, shape ``(num_samples, D)``: a component, then a Gaussian."""
-        k = torch.multinomial(self.weights, num_samples, replacement=True, generator=generator)  # (N,)
-        noise = torch.randn(num_samples, self.means.size(1), generator=generator, dtype=torch.float64)
-        return self.means[k] + self.stds[k, None] * noise
-
-    def denoiser(self, alphas_cumprod: Tensor, prediction_type: str = "epsilon") -> Model:
-        r"""The exact, optimal denoiser of this mixture: $\mathbb E[\varepsilon \mid x_t]$, $\mathbb E[x_0 \mid
-        x_t]$ or $\mathbb E[v \mid x_t]$, in closed form, as a ``model(x_t, t)`` callable.
-
-        Args:
-            alphas_cumprod: $\bar\alpha$ for every timestep, shape ``(T,)``.
-            prediction_type: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
-
-        Returns:
-            ``model(x_t, t)``: ``x_t`` of shape ``(B, D)``, ``t`` an int (or a tensor of one timestep or
-            one per sample); the prediction has ``x_t``'s shape and dtype.
-
-        Raises:
-            ValueError: if ``prediction_type`` is not one of the three.
-        """
-        _check_choice("prediction_type", prediction_type, PREDICTION_TYPES)
-
-        def model(x_t: Tensor, t: int | Tensor) -> Tensor:
-            compute = torch.promote_types(x_t.dtype, torch.float32)
-            x = x_t.to(compute)
-            alpha_bar = alphas_cumprod.to(device=x.device, dtype=compute)[torch.as_tensor(t, device=x.device)]
-            alpha_bar = alpha_bar.reshape(-1, 1, 1)  # () or (B,) -> (1 or B, 1, 1), against (B, K, D)
-            a, b = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-            means, stds, weights = (p.to(device=x.device, dtype=compute) for p in (self.means, self.stds, self.weights))
-            # Component k seen at timestep t is N(a mu_k, var_k I): its signal shrunk, the noise added.
-            var = a**2 * stds[:, None] ** 2 + b**2  # (1 or B, K, 1)
-            diff = x[:, None, :] - a * means  # (B, K, D)
-            # Which component did x_t come from? Bayes' rule gives each one a responsibility r_k.
-            log_density = -0.5 * (diff**2).sum(-1, keepdim=True) / var - 0.5 * means.size(1) * var.log()
-            r = (weights.log()[:, None] + log_density).softmax(dim=1)  # (B, K, 1)
-            # Within component k both answers are linear in x_t (Gaussians conditioned on a sum).
-            eps = (r * b * diff / var).sum(1)  # (B, D): E[eps | x_t]
-            x0 = (r * (means + a * stds[:, None] ** 2 * diff / var)).sum(1)  # (B, D): E[x_0 | x_t]
-            a, b = a.reshape(-1, 1), b.reshape(-1, 1)
-            out = {"epsilon": eps, "sample": x0, "v_prediction": a * eps - b * x0}[prediction_type]
-            return out.to(x_t.dtype)
-
-        return model
 
 
 def predicted_x0_and_epsilon(
@@ -1109,21 +1025,3 @@ def _check_step(model_output: object, timestep: object, sample: object, alphas_c
         raise ValueError(f"variance_noise must be a tensor of sample's shape {tuple(sample.shape)}, got "
                          f"{_describe(variance_noise)}")
     return int(timestep)
-
-
-def _check_mixture(means: object, stds: object, weights: object) -> None:
-    if not isinstance(means, Tensor) or not means.is_floating_point():
-        raise TypeError(f"means must be a floating-point tensor, got {_describe(means)}")
-    if means.dim() != 2 or means.size(0) == 0:
-        raise ValueError(f"means must have shape (K, D) with K >= 1, got {tuple(means.shape)}")
-    for name, value in (("stds", stds), ("weights", weights)):
-        if not isinstance(value, Tensor) or not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {_describe(value)}")
-    K = means.size(0)
-    for name, value in (("stds", stds), ("weights", weights)):
-        if value.shape != (K,):
-            raise ValueError(f"{name} must have shape ({K},), one per component, got {tuple(value.shape)}")
-    if not bool((stds > 0).all()):
-        raise ValueError(f"stds must be positive, got {stds.tolist()}")
-    if not bool((weights > 0).all()) or not math.isclose(weights.double().sum().item(), 1.0, abs_tol=1e-6):
-        raise ValueError(f"weights must be positive and sum to 1, got {weights.tolist()}")

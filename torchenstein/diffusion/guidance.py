@@ -25,12 +25,13 @@ r"""
 A **class-conditional** denoiser takes a label $y$ as a third input, $\varepsilon_\theta(x_t, t, y)$, and is
 trained on labelled data to predict the noise in $x_t$ knowing which class $x_0$ came from. Its best
 possible answer is the conditional expectation $\mathbb E[\varepsilon \mid x_t, y]$, just as
-[DDIM's exact denoiser](../ddim/index.md) was $\mathbb E[\varepsilon \mid x_t]$. For a mixture of Gaussians
-whose components carry labels, both are in closed form: class $y$ is the mixture of its own components
-(their weights renormalised), so the conditional denoiser is the DDIM lesson's formula with the
-responsibilities of the other classes' components set to zero.
-[`LabelledMixture`][torchenstein.diffusion.guidance.LabelledMixture] extends
-[`GaussianMixture`][torchenstein.diffusion.ddim.GaussianMixture] with a class per component, and its
+[the exact denoiser](../sampling/index.md) that DDIM was tested against is $\mathbb E[\varepsilon \mid x_t]$.
+For a mixture of Gaussians whose components carry labels, both are in closed form: class $y$ is the
+mixture of its own components (their weights renormalised), so the conditional denoiser is the sampling
+lesson's formula with the responsibilities of the other classes' components set to zero.
+[`LabelledMixture`][torchenstein.diffusion.guidance.LabelledMixture] extends the sampling lesson's
+[`GaussianMixture`][torchenstein.diffusion.sampling.GaussianMixture] (the one DDIM was tested against)
+with a class per component, and its
 `conditional_denoiser(alphas_cumprod)` is `model(x_t, t, class_labels)`, the signature of
 [`MLPDenoiser`][torchenstein.diffusion.denoiser.MLPDenoiser]. As there, the label `null_class` $= C$ (one
 past the last class) means "no label", and then the model is unconditional.
@@ -52,7 +53,7 @@ gets about 93% of the data right, and no classifier can do better.
 
 ```
 
-The conditional denoiser for class $y$ is exactly the DDIM lesson's denoiser of $p(x \mid y)$, and the
+The conditional denoiser for class $y$ is exactly the sampling lesson's denoiser of $p(x \mid y)$, and the
 null class gives the whole mixture's:
 
 ```pycon
@@ -319,10 +320,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
-from torchenstein.diffusion.ddim import GaussianMixture, ddim_sample
+from torchenstein.diffusion.ddim import ddim_sample
 from torchenstein.diffusion.ddpm import ddpm_loss
 from torchenstein.diffusion.denoiser import MLPDenoiser
 from torchenstein.diffusion.forward import _describe
+from torchenstein.diffusion.sampling import GaussianMixture
 from torchenstein.lab import PALETTE, new_figure
 from torchenstein.training.adam import AdamW
 
@@ -366,18 +368,18 @@ class LabelledMixture(GaussianMixture):
 
     @property
     def class_prior(self) -> Tensor:
-        """$p(y)$ for every class, shape ``(C,)``, float64."""
-        return torch.zeros(self.num_classes, dtype=torch.float64).index_add_(0, self.classes, self.weights)
+        """$p(y)$ for every class, shape ``(C,)``, in the mixture's dtype."""
+        return torch.zeros(self.num_classes, dtype=self.weights.dtype).index_add_(0, self.classes, self.weights)
 
     def class_mixture(self, label: int) -> GaussianMixture:
-        r"""$p(x \mid y)$ for one class, as the DDIM lesson's ``GaussianMixture``."""
+        r"""$p(x \mid y)$ for one class, as the sampling lesson's ``GaussianMixture``."""
         keep = self.classes == label
         return GaussianMixture(self.means[keep], self.stds[keep], self.weights[keep] / self.weights[keep].sum())
 
     def sample_labelled(self, num_samples: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Draw ``num_samples`` labelled points: float64 points ``(N, D)`` and their int64 classes ``(N,)``."""
+        """Draw ``num_samples`` labelled points ``(N, D)``, in the mixture's dtype, and their int64 classes ``(N,)``."""
         k = torch.multinomial(self.weights, num_samples, replacement=True, generator=generator)  # (N,)
-        noise = torch.randn(num_samples, self.means.size(1), generator=generator, dtype=torch.float64)
+        noise = torch.randn(num_samples, self.means.size(1), generator=generator, dtype=self.means.dtype)
         return self.means[k] + self.stds[k, None] * noise, self.classes[k]
 
     def log_density(self, x_t: Tensor, alpha_bar: Tensor | float, class_labels: Tensor | None = None) -> Tensor:

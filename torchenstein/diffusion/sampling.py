@@ -160,10 +160,14 @@ E[\varepsilon \mid x_t] = \sqrt{1 - \bar\alpha_t}\,\sum_k w_k(x_t)\,\frac{x_t - 
 E[x_0 \mid x_t] = \sum_k w_k(x_t) \Big(\mu_k + \frac{\sqrt{\bar\alpha_t}\,\sigma^2}{s_t^2}\,(x_t - \sqrt{\bar\alpha_t}\,\mu_k)\Big).
 $$
 
-[`GaussianMixtureDenoiser`][torchenstein.diffusion.sampling.GaussianMixtureDenoiser] is that formula as an
-`nn.Module` with the signature of a trained denoiser, `model(x_t, t)`, predicting any of the three
-targets. Our data: eight Gaussians on a ring of radius 0.6, each of standard deviation 0.08, so that
-nearly every point lies inside $[-1, 1]$, as images do.
+[`GaussianMixture`][torchenstein.diffusion.sampling.GaussianMixture] holds such a distribution, with
+one standard deviation $s_k$ per component (replace $\sigma$ by $s_k$ inside the sums; our common $\sigma$
+is the special case), and its `denoiser(alphas_cumprod, prediction_type)` is that formula, computed in
+float64, as a `model(x_t, t)` predicting any of the three targets.
+[`GaussianMixtureDenoiser`][torchenstein.diffusion.sampling.GaussianMixtureDenoiser] wraps it as an
+`nn.Module` with one common $\sigma$, the signature of a trained denoiser, `model(x_t, t)`. Our data:
+eight Gaussians on a ring of radius 0.6, each of standard deviation 0.08, so that nearly every point lies
+inside $[-1, 1]$, as images do.
 
 ```pycon
 >>> from torchenstein.diffusion.sampling import GaussianMixtureDenoiser, ring_of_gaussians
@@ -734,21 +738,112 @@ def ddpm_sample(
     return (x, torch.stack(trajectory)) if return_trajectory else x
 
 
-class GaussianMixtureDenoiser(nn.Module):
-    r"""The *exact* denoiser of a mixture of round Gaussians: the best any trained model could do.
+class GaussianMixture:
+    r"""A mixture of round Gaussians, $\sum_k \pi_k\, \mathcal N(\mu_k, s_k^2 I)$, and its exact denoiser.
 
-    The data is $x_0 \sim \sum_k \pi_k\, \mathcal N(\mu_k, \sigma^2 I)$. Then $x_t$ is a mixture too,
-    of $\mathcal N(\sqrt{\bar\alpha_t}\,\mu_k, s_t^2 I)$ with $s_t^2 = \bar\alpha_t \sigma^2 + 1 - \bar\alpha_t$,
-    and the conditional expectations a trained model approximates have closed forms:
-    $E[\varepsilon \mid x_t] = \sqrt{1 - \bar\alpha_t} \sum_k w_k (x_t - \sqrt{\bar\alpha_t}\,\mu_k) / s_t^2$,
-    with $w_k$ the posterior probability of component $k$ given $x_t$. Computed in float64, returned in
-    ``x_t``'s dtype.
+    One standard deviation per component; a common $\sigma$ (the ring of this lesson) is the special case
+    ``stds = torch.full((K,), sigma)``.
+
+    Args:
+        means: the centres $\mu_k$, shape ``(K, D)``.
+        stds: the standard deviations $s_k$, one per component, shape ``(K,)``.
+        weights: the mixing weights $\pi_k$, shape ``(K,)``, positive and summing to 1; ``None`` for equal.
+
+    Raises:
+        TypeError: if an argument is not a floating-point tensor.
+        ValueError: if the shapes disagree, a standard deviation is not positive, or the weights are not
+            positive or do not sum to 1.
+
+    Examples:
+        >>> mixture = GaussianMixture(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]), torch.tensor([0.1, 0.1]))
+        >>> mixture.sample(5, torch.Generator().manual_seed(0)).shape
+        torch.Size([5, 2])
+        >>> mixture.mean.tolist()
+        [0.0, 0.0]
+    """
+
+    def __init__(self, means: Tensor, stds: Tensor, weights: Tensor | None = None) -> None:
+        if weights is None and isinstance(means, Tensor) and means.dim() == 2 and means.is_floating_point():
+            weights = torch.full((means.size(0),), 1.0 / means.size(0), dtype=means.dtype)
+        _check_mixture(means, stds, weights)
+        # Kept in the dtype given (float64 for a ground truth); the denoiser always computes in float64.
+        dtype = torch.promote_types(torch.promote_types(means.dtype, stds.dtype), weights.dtype)
+        self.means, self.stds, self.weights = means.to(dtype), stds.to(dtype), weights.to(dtype)
+
+    @property
+    def mean(self) -> Tensor:
+        r"""The mixture's mean, $\sum_k \pi_k \mu_k$, shape ``(D,)``."""
+        return self.weights @ self.means
+
+    @property
+    def covariance(self) -> Tensor:
+        r"""The mixture's covariance, $\sum_k \pi_k (s_k^2 I + \mu_k \mu_k^\top) - m m^\top$, shape ``(D, D)``."""
+        D = self.means.size(1)
+        second = (self.weights * self.stds**2).sum() * torch.eye(D, dtype=self.means.dtype)
+        second = second + torch.einsum("k,ki,kj->ij", self.weights, self.means, self.means)
+        return second - torch.outer(self.mean, self.mean)
+
+    def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``num_samples`` points in the mixture's dtype, shape ``(num_samples, D)``: a component, then a Gaussian."""
+        k = torch.multinomial(self.weights, num_samples, replacement=True, generator=generator)  # (N,)
+        noise = torch.randn(num_samples, self.means.size(1), generator=generator, dtype=self.means.dtype)
+        return self.means[k] + self.stds[k, None] * noise
+
+    def denoiser(self, alphas_cumprod: Tensor, prediction_type: str = "epsilon") -> Callable[[Tensor, int | Tensor], Tensor]:
+        r"""The exact, optimal denoiser of this mixture: $\mathbb E[\varepsilon \mid x_t]$, $\mathbb E[x_0 \mid
+        x_t]$ or $\mathbb E[v \mid x_t]$, in closed form, as a ``model(x_t, t)`` callable.
+
+        Args:
+            alphas_cumprod: $\bar\alpha$ for every timestep, shape ``(T,)``.
+            prediction_type: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
+
+        Returns:
+            ``model(x_t, t)``: ``x_t`` of shape ``(B, D)``, ``t`` an int (or a tensor of one timestep or
+            one per sample); the prediction has ``x_t``'s shape and dtype, computed in float64.
+
+        Raises:
+            ValueError: if ``prediction_type`` is not one of the three.
+        """
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+
+        def model(x_t: Tensor, t: int | Tensor) -> Tensor:
+            # float64 throughout: this is the ground truth every sampler is measured against.
+            x = x_t.to(torch.float64)  # (B, D)
+            alpha_bar = alphas_cumprod.to(device=x.device, dtype=x.dtype)[torch.as_tensor(t, device=x.device)]
+            alpha_bar = alpha_bar.reshape(-1, 1, 1)  # () or (B,) -> (1 or B, 1, 1), against (B, K, D)
+            a, b = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+            means, stds, weights = (p.to(device=x.device, dtype=x.dtype) for p in (self.means, self.stds, self.weights))
+            # Component k seen at timestep t is N(a mu_k, var_k I): its signal shrunk, the noise added.
+            var = a**2 * stds[:, None] ** 2 + b**2  # (1 or B, K, 1)
+            diff = x[:, None, :] - a * means  # (B, K, D)
+            # Which component did x_t come from? Bayes' rule gives each one a responsibility r_k.
+            log_density = -0.5 * (diff**2).sum(-1, keepdim=True) / var - 0.5 * means.size(1) * var.log()
+            r = (weights.log()[:, None] + log_density).softmax(dim=1)  # (B, K, 1)
+            # Within component k both answers are linear in x_t (Gaussians conditioned on a sum).
+            eps = (r * b * diff / var).sum(1)  # (B, D): E[eps | x_t]
+            x0 = (r * (means + a * stds[:, None] ** 2 * diff / var)).sum(1)  # (B, D): E[x_0 | x_t]
+            a, b = a.reshape(-1, 1), b.reshape(-1, 1)
+            out = {"epsilon": eps, "sample": x0, "v_prediction": a * eps - b * x0}[prediction_type]
+            return out.to(x_t.dtype)
+
+        return model
+
+
+class GaussianMixtureDenoiser(nn.Module):
+    r"""The *exact* denoiser of a mixture of round Gaussians of one common std, as an ``nn.Module``.
+
+    The data is $x_0 \sim \sum_k \pi_k\, \mathcal N(\mu_k, \sigma^2 I)$, a
+    [`GaussianMixture`][torchenstein.diffusion.sampling.GaussianMixture] with every $s_k = \sigma$, and
+    ``forward`` is that mixture's ``denoiser``: no second derivation, only the signature of a trained
+    model, ``model(x_t, t)``, and a module that moves with ``.to(device)``. Computed in float64, returned
+    in ``x_t``'s dtype.
 
     Args:
         means: the components' means $\mu_k$, shape ``(K, D)``.
         std: their common standard deviation $\sigma$, positive.
         alphas_cumprod: $\bar\alpha$ for every timestep, shape ``(T,)``.
-        weights: the mixture weights $\pi_k$, shape ``(K,)`` (``None``: all equal).
+        weights: the mixture weights $\pi_k$, shape ``(K,)``, positive (normalised here; ``None``: all equal).
         prediction_type: what to return: ``"epsilon"``, ``"sample"`` or ``"v_prediction"``.
 
     Examples:
@@ -763,42 +858,26 @@ class GaussianMixtureDenoiser(nn.Module):
         prediction_type: str = "epsilon",
     ) -> None:
         super().__init__()
-        _check_mixture(means, std, weights, prediction_type)
+        _check_denoiser_args(std, prediction_type)
         _check_schedule(alphas_cumprod)
-        K = means.size(0)
-        weights = torch.full((K,), 1.0 / K) if weights is None else weights
-        self.register_buffer("means", means.double())  # (K, D)
-        self.register_buffer("log_weights", (weights.double() / weights.double().sum()).log())  # (K,)
+        if isinstance(means, Tensor) and means.is_floating_point():
+            means = means.double()  # (K, D)
+        if isinstance(weights, Tensor) and weights.is_floating_point() and bool((weights > 0).all()):
+            weights = weights.double() / weights.double().sum()  # (K,), normalised to sum to 1
+        K = means.size(0) if isinstance(means, Tensor) and means.dim() > 0 else 0
+        stds = torch.full((K,), float(std), dtype=torch.float64)  # (K,): one common std
+        self.mixture = GaussianMixture(means, stds, weights)  # validated there, once, for every lesson
         self.register_buffer("alphas_cumprod", alphas_cumprod.double())  # (T,)
         self.std = float(std)
         self.prediction_type = prediction_type
 
     def forward(self, x_t: Tensor, t: int | Tensor) -> Tensor:
         """Predict the noise (or ``x_0``, or ``v``) for ``x_t`` of shape ``(B, D)`` at timestep(s) ``t``."""
-        t = torch.as_tensor(t, device=self.alphas_cumprod.device)
-        alpha_bar = self.alphas_cumprod[t].reshape(-1, 1)  # (B, 1) or (1, 1)
-        x = x_t.to(self.means.dtype)  # (B, D)
-        signal, var = alpha_bar.sqrt(), alpha_bar * self.std**2 + (1 - alpha_bar)  # s_t^2, (B, 1)
-        # log pi_k + log N(x; sqrt(alpha_bar) mu_k, s^2 I), up to terms equal for every k (|x|^2, the norm).
-        logits = self.log_weights + (signal * (x @ self.means.T) - alpha_bar * (self.means**2).sum(-1) / 2) / var
-        responsibility = logits.softmax(dim=-1)  # (B, K): P(component k | x_t)
-        mean_of_means = responsibility @ self.means  # (B, D): E[mu_k | x_t]
-        residual = x - signal * mean_of_means  # (B, D)
-        eps = (1 - alpha_bar).sqrt() * residual / var  # E[eps | x_t]
-        x0 = mean_of_means + signal * self.std**2 * residual / var  # E[x_0 | x_t]
-        if self.prediction_type == "epsilon":
-            out = eps
-        elif self.prediction_type == "sample":
-            out = x0
-        else:
-            out = signal * eps - (1 - alpha_bar).sqrt() * x0  # E[v | x_t], v being linear in eps and x_0
-        return out.to(x_t.dtype)
+        return self.mixture.denoiser(self.alphas_cumprod, self.prediction_type)(x_t, t)
 
     def sample_data(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``num_samples`` points from the data distribution itself, float32, shape ``(num_samples, D)``."""
-        k = torch.multinomial(self.log_weights.exp(), num_samples, replacement=True, generator=generator)
-        noise = torch.randn(num_samples, self.means.size(1), generator=generator, dtype=torch.float64)
-        return (self.means[k] + self.std * noise).float()
+        return self.mixture.sample(num_samples, generator).float()
 
 
 def ring_of_gaussians(num_modes: int = 8, radius: float = 0.6) -> Tensor:
@@ -1081,13 +1160,29 @@ def _check_spacing(num_inference_steps: object, num_train_timesteps: object, tim
                          f"{num_train_timesteps}, got {steps_offset}")
 
 
-def _check_mixture(means: object, std: object, weights: object, prediction_type: object) -> None:
-    if not isinstance(means, Tensor) or not means.is_floating_point() or means.dim() != 2 or means.size(0) == 0:
-        raise TypeError(f"means must be a floating-point tensor of shape (K, D), got {_describe(means)}")
+def _check_denoiser_args(std: object, prediction_type: object) -> None:
     if isinstance(std, bool) or not isinstance(std, Real) or not std > 0:
         raise ValueError(f"std must be a positive number, got {std!r}")
-    if weights is not None and (not isinstance(weights, Tensor) or weights.shape != (means.size(0),)
-                                or not bool((weights > 0).all())):
-        raise ValueError(f"weights must be {means.size(0)} positive numbers, got {_describe(weights)}")
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+
+
+def _check_mixture(means: object, stds: object, weights: object) -> None:
+    if not isinstance(means, Tensor) or not means.is_floating_point():
+        raise TypeError(f"means must be a floating-point tensor, got {_describe(means)}")
+    if means.dim() != 2 or means.size(0) == 0:
+        raise ValueError(f"means must have shape (K, D) with K >= 1, got {tuple(means.shape)}")
+    for name, value in (("stds", stds), ("weights", weights)):
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {_describe(value)}")
+    K = means.size(0)
+    for name, value in (("stds", stds), ("weights", weights)):
+        if value.shape != (K,):
+            raise ValueError(f"{name} must have shape ({K},), one per component, got {tuple(value.shape)}")
+    if not bool((stds > 0).all()):
+        raise ValueError(f"stds must be positive, got {[round(v, 6) for v in stds.tolist()]}")
+    total = weights.double().sum().item()
+    if not bool((weights > 0).all()) or abs(total - 1) > 1e-5:
+        raise ValueError(
+            f"weights must be positive and sum to 1, got {[round(v, 6) for v in weights.tolist()]} (sum {total:.6g})"
+        )

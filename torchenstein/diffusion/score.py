@@ -79,11 +79,14 @@ p(x) = \sum_{k=1}^{K} \pi_k\, \mathcal N(x; \mu_k, s_k^2 I), \qquad
 $$
 
 `logsumexp` ($\log \sum_k e^{a_k}$, computed without overflow) keeps points far from every bump finite.
-[`GaussianMixture`][torchenstein.diffusion.score.GaussianMixture] holds `weights` $(K,)$, `means`
-$(K, D)$ and `stds` $(K,)$; its `log_prob` writes the formula in torch and takes `torch.distributions`'
-method name, because that is the real thing it must equal (`to_torch()` builds the same mixture as a
-`MixtureSameFamily`). [`demo_mixture`][torchenstein.diffusion.score.demo_mixture] is the three-bump
-mixture in the plane this lesson plays with.
+We met this mixture in [the sampling lesson](../sampling/index.md), where
+[`GaussianMixture`][torchenstein.diffusion.sampling.GaussianMixture] holds `means` $(K, D)$, `stds`
+$(K,)$ and `weights` $(K,)$, samples, and knows its exact denoiser. This lesson's
+[`GaussianMixture`][torchenstein.diffusion.score.GaussianMixture] is that class, grown by what we teach
+here: its `log_prob` writes the formula in torch and takes `torch.distributions`' method name, because
+that is the real thing it must equal (`to_torch()` builds the same mixture as a `MixtureSameFamily`).
+[`demo_mixture`][torchenstein.diffusion.score.demo_mixture] is the three-bump mixture in the plane this
+lesson plays with.
 
 ```pycon
 >>> from torchenstein.diffusion.score import GaussianMixture, demo_mixture
@@ -94,7 +97,7 @@ mixture in the plane this lesson plays with.
 >>> mixture.log_prob(x).shape                                     # one log-density per point
 torch.Size([1000])
 >>> torch.testing.assert_close(mixture.log_prob(x), mixture.to_torch().log_prob(x))
->>> GaussianMixture(torch.tensor([0.5, 0.6]), torch.zeros(2, 1), torch.ones(2))
+>>> GaussianMixture(torch.zeros(2, 1), torch.ones(2), torch.tensor([0.5, 0.6]))
 Traceback (most recent call last):
 ...
 ValueError: weights must be positive and sum to 1, got [0.5, 0.6] (sum 1.1)
@@ -221,8 +224,8 @@ bump's variance at that level, $\eta = c\, \min_k (\bar\alpha s_k^2 + 1 - \bar\a
 >>> bump = mixture.responsibilities(samples).argmax(-1)
 >>> {"weights found": [round(v, 3) for v in (torch.bincount(bump, minlength=3) / len(bump)).tolist()]}
 {'weights found': [0.481, 0.319, 0.2]}
->>> {"mean": [round(v, 2) for v in samples.mean(0).tolist()], "true mean": [round(v, 2) for v in mixture.mean().tolist()],
-...  "its standard error": [round(v, 3) for v in (mixture.covariance().diagonal() / 1000).sqrt().tolist()]}
+>>> {"mean": [round(v, 2) for v in samples.mean(0).tolist()], "true mean": [round(v, 2) for v in mixture.mean.tolist()],
+...  "its standard error": [round(v, 3) for v in (mixture.covariance.diagonal() / 1000).sqrt().tolist()]}
 {'mean': [-0.23, -0.1], 'true mean': [-0.3, -0.1], 'its standard error': [0.043, 0.028]}
 
 ```
@@ -520,13 +523,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from torchenstein.diffusion import sampling
 from torchenstein.diffusion.forward import _describe
 from torchenstein.lab import PALETTE, new_figure
 
@@ -534,31 +537,28 @@ if TYPE_CHECKING:  # matplotlib is imported only when a figure is drawn
     from matplotlib.figure import Figure
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: comparing tensors with == gives tensors, not a bool
-class GaussianMixture:
-    r"""A mixture of $K$ round Gaussians in $D$ dimensions, with ``torch.distributions``' method names.
+class GaussianMixture(sampling.GaussianMixture):
+    r"""The sampling lesson's mixture of round Gaussians, plus its log-density, with ``torch.distributions``' names.
+
+    Everything a mixture is (``means``, ``stds``, ``weights``, ``sample``, ``mean``, ``covariance``, the exact
+    ``denoiser``) is inherited from [`GaussianMixture`][torchenstein.diffusion.sampling.GaussianMixture];
+    this lesson adds only what it teaches: ``log_prob`` by ``logsumexp``, the ``responsibilities``, the
+    mixture ``noised`` to $\bar\alpha$, and ``to_torch``, the real thing ``log_prob`` must equal.
 
     Args:
-        weights: the mixture weights $\pi_k$, shape ``(K,)``, positive, summing to 1.
         means: the means $\mu_k$, shape ``(K, D)``.
         stds: the standard deviations $s_k$ of the round bumps, shape ``(K,)``, positive.
+        weights: the mixture weights $\pi_k$, shape ``(K,)``, positive, summing to 1; ``None`` for equal.
 
     Raises:
         TypeError: if an argument is not a floating-point tensor.
         ValueError: if the shapes disagree, a weight or std is not positive or the weights do not sum to 1.
 
     Examples:
-        >>> m = GaussianMixture(torch.tensor([0.25, 0.75]), torch.tensor([[0.0], [2.0]]), torch.ones(2))
+        >>> m = GaussianMixture(torch.tensor([[0.0], [2.0]]), torch.ones(2), torch.tensor([0.25, 0.75]))
         >>> m.log_prob(torch.zeros(3, 1)).shape
         torch.Size([3])
     """
-
-    weights: Tensor
-    means: Tensor
-    stds: Tensor
-
-    def __post_init__(self) -> None:
-        _check_mixture(self.weights, self.means, self.stds)
 
     def component_log_probs(self, x: Tensor) -> Tensor:
         r"""$\log \pi_k + \log \mathcal N(x; \mu_k, s_k^2 I)$ for every point and bump, shape ``(B, K)``."""
@@ -579,32 +579,13 @@ class GaussianMixture:
         r"""$r_k(x)$, the probability that each point came from each bump, shape ``(B, K)``."""
         return torch.softmax(self.component_log_probs(x), dim=-1)
 
-    def sample(self, num_samples: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``num_samples`` points, shape ``(num_samples, D)``, in the mixture's dtype."""
-        bumps = torch.multinomial(self.weights, num_samples, replacement=True, generator=generator)  # (N,)
-        noise = torch.randn(num_samples, self.means.size(1), generator=generator, dtype=self.means.dtype)
-        return self.means[bumps] + self.stds[bumps, None] * noise
-
     def noised(self, alpha_bar: float | Tensor) -> GaussianMixture:
         r"""The law of $\sqrt{\bar\alpha}\,x_0 + \sqrt{1 - \bar\alpha}\,\varepsilon$: means shrink, variances grow."""
         alpha_bar = torch.as_tensor(alpha_bar, dtype=self.means.dtype)
         _check_alpha_bar(alpha_bar)
         # Variances of independent terms add: alpha_bar * s^2 from the data, 1 - alpha_bar from the noise.
         stds = (alpha_bar * self.stds**2 + 1 - alpha_bar).sqrt()
-        return GaussianMixture(self.weights, alpha_bar.sqrt() * self.means, stds)
-
-    def mean(self) -> Tensor:
-        r"""The mixture's mean, $\sum_k \pi_k \mu_k$, shape ``(D,)``."""
-        return self.weights @ self.means
-
-    def covariance(self) -> Tensor:
-        r"""The mixture's covariance, $\sum_k \pi_k (s_k^2 I + \mu_k \mu_k^\top) - m m^\top$, shape ``(D, D)``."""
-        D = self.means.size(1)
-        eye = torch.eye(D, dtype=self.means.dtype)
-        second = (self.weights[:, None, None] * (self.stds[:, None, None] ** 2 * eye
-                                                + self.means[:, :, None] * self.means[:, None, :])).sum(0)
-        m = self.mean()
-        return second - torch.outer(m, m)
+        return GaussianMixture(alpha_bar.sqrt() * self.means, stds, self.weights)
 
     def to_torch(self) -> torch.distributions.MixtureSameFamily:
         """The same mixture built from ``torch.distributions``: the real thing ``log_prob`` must equal."""
@@ -623,7 +604,7 @@ def demo_mixture(dtype: torch.dtype = torch.float64) -> GaussianMixture:
     """
     weights = torch.tensor([0.5, 0.3, 0.2], dtype=dtype)
     means = torch.tensor([[-1.5, -0.5], [1.5, -0.5], [0.0, 1.5]], dtype=dtype)
-    return GaussianMixture(weights, means, torch.tensor([0.35, 0.5, 0.3], dtype=dtype))
+    return GaussianMixture(means, torch.tensor([0.35, 0.5, 0.3], dtype=dtype), weights)
 
 
 def autograd_score(log_prob: Callable[[Tensor], Tensor], x: Tensor, *, create_graph: bool = False) -> Tensor:
@@ -1008,8 +989,8 @@ def tweedie_x0(log_prob_t: Callable[[Tensor], Tensor], x_t: Tensor, alpha_bar: f
 def check_tweedie_x0(candidate: Callable[..., Tensor]) -> None:
     """Raise AssertionError if ``candidate`` is not a correct ``tweedie_x0``."""
     g = torch.Generator().manual_seed(0)
-    one_d = GaussianMixture(torch.tensor([0.3, 0.7], dtype=torch.float64),
-                            torch.tensor([[-2.0], [1.0]], dtype=torch.float64), torch.tensor([0.5, 1.0], dtype=torch.float64))
+    one_d = GaussianMixture(torch.tensor([[-2.0], [1.0]], dtype=torch.float64),
+                            torch.tensor([0.5, 1.0], dtype=torch.float64), torch.tensor([0.3, 0.7], dtype=torch.float64))
     cases = ((demo_mixture(), 0.5, 64), (demo_mixture(), 0.05, 16), (demo_mixture(), 0.99, 16), (one_d, 0.3, 32),
              (demo_mixture(), 1.0, 8))
     for mixture, alpha_bar, B in cases:
@@ -1085,26 +1066,6 @@ def check_noisy_classifier_log_prob(candidate: Callable[..., Tensor]) -> None:
 
 # Argument checks, kept apart so that each function above reads as its idea. Every message names the
 # argument, the value it got and what was expected.
-
-
-def _check_mixture(weights: object, means: object, stds: object) -> None:
-    for name, value in (("weights", weights), ("means", means), ("stds", stds)):
-        if not isinstance(value, Tensor) or not value.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got {_describe(value)}")
-    if weights.dim() != 1 or weights.numel() == 0:
-        raise ValueError(f"weights must have shape (K,) with K >= 1, got {tuple(weights.shape)}")
-    K = weights.size(0)
-    if means.shape[:1] != (K,) or means.dim() != 2 or stds.shape != (K,):
-        raise ValueError(
-            f"means must have shape (K, D) and stds (K,) for K={K} weights, got {tuple(means.shape)} and {tuple(stds.shape)}"
-        )
-    total = weights.sum().item()
-    if not bool((weights > 0).all()) or abs(total - 1) > 1e-5:
-        raise ValueError(
-            f"weights must be positive and sum to 1, got {[round(v, 6) for v in weights.tolist()]} (sum {total:.6g})"
-        )
-    if not bool((stds > 0).all()):
-        raise ValueError(f"stds must be positive, got {[round(v, 6) for v in stds.tolist()]}")
 
 
 def _check_points(name: str, x: object, dim: int | None = None) -> None:
