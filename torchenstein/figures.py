@@ -207,7 +207,23 @@ def _draw_module_figures(module: str) -> list[tuple[str, bytes]]:
     # that trains something draws no progress bar into the build's log.
     torch.set_num_threads(1)
     os.environ["TQDM_DISABLE"] = "1"
+    _yield_to_the_build()
     return _draw_in_this_process(module)
+
+
+def _yield_to_the_build() -> None:
+    """Draw at a lower priority than the build that waits for the drawings (once a process).
+
+    The build renders pages on one core while the drawing processes share both: at equal priority the
+    build, which has the longer road, gets a share of its core and then finishes alone while the other
+    core idles. Below the build's priority the drawings take what it leaves, and both end together.
+    """
+    if hasattr(os, "nice") and not getattr(_yield_to_the_build, "done", False):
+        try:
+            os.nice(10)
+        except OSError:  # pragma: no cover - not allowed here: draw at the build's priority
+            pass
+        _yield_to_the_build.done = True
 
 
 # Libraries every drawing process needs and no edit of the course changes.
@@ -259,13 +275,19 @@ class FigureBoard:
         self._keys: dict[str, str] = {}
         self._code_digests: dict[str, list] = {}
         self._pool: ProcessPoolExecutor | None = None
-        self._starter: threading.Thread | None = None
+        self._starters: list[threading.Thread] = []
 
     def _folder(self, module: str, key: str) -> Path:
         return self.cache_dir / module / key
 
     def start(self, chosen: Sequence[Lesson]) -> None:
         """Begin drawing the figures of ``chosen`` that the cache does not hold; returns at once."""
+        if self.workers > 0 and not self.cache_dir.is_dir():
+            # No cache at all: every figure will be drawn. The drawing processes start now, importing
+            # torch, while this thread works out what each figure depends on.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=_drawing_context())
+            self._starters.append(threading.Thread(target=self._pool.submit, args=(os.getpid,), daemon=True))
+            self._starters[-1].start()
         # What the sources seen before hold, so an unchanged module is not parsed again.
         digests_file = self.cache_dir / "code-digests.json"
         try:
@@ -289,8 +311,8 @@ class FigureBoard:
                 for module in missing:
                     self._pending[module] = self._submit(module)
 
-            self._starter = threading.Thread(target=submit_all, name="figure-starter", daemon=True)
-            self._starter.start()
+            self._starters.append(threading.Thread(target=submit_all, name="figure-starter", daemon=True))
+            self._starters[-1].start()
         if self._code_digests != before:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             partial = digests_file.with_suffix(f".{os.getpid()}.tmp")
@@ -338,9 +360,8 @@ class FigureBoard:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def _wait_for_starter(self) -> None:
-        if self._starter is not None:
-            self._starter.join()
-            self._starter = None
+        while self._starters:
+            self._starters.pop(0).join()
 
     def close(self) -> None:
         """Stop the drawing processes."""

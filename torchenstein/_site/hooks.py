@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import jinja2
+from mkdocs import plugins
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
@@ -93,9 +94,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         page, _code_blocks[lesson.source_page] = stash_code_blocks(view)
         files.append(File.generated(config, lesson.source_page, content=page))
         files.append(File.generated(config, lesson.notebook, content=notebook_json(lesson_text(source), lesson.module)))
-        # The figures are still being drawn: their files get their content in on_env.
+        # The figures are still being drawn: their files are written at the end of the build.
         _figure_files[lesson.module] = [
-            File.generated(config, f"{lesson.part_slug}/{lesson.name}/{name}.svg", content=b"")
+            FigureFile.generated(config, f"{lesson.part_slug}/{lesson.name}/{name}.svg", content=b"")
             for name in figure_names(source)
         ]
         for file in _figure_files[lesson.module]:
@@ -115,23 +116,27 @@ def _template_cache(config: MkDocsConfig) -> jinja2.BytecodeCache:
 
 
 def on_env(env, config: MkDocsConfig, files: Files):
-    """Fill in every figure, now that the pages are rendered and the drawing processes have had time.
+    """Keep the theme's compiled templates on disk, and a page's HTML while it shows what it showed.
 
-    The theme's templates are compiled once and kept on disk, and a page that shows what it showed in
-    the last build of this process keeps its HTML (see `rendercache.KeptTheme`).
+    The templates are checked by Jinja against their sources; a page that shows what it showed in the
+    last build of this process keeps its HTML (see `rendercache.KeptTheme`).
     """
     env.bytecode_cache = _template_cache(config)
     rendercache.keep_theme_outputs(env, _site_tools(config.config_file_path))
-    assert _board is not None
-    for lesson in lessons():
-        drawn = dict(_board.figures(lesson))
-        for file in _figure_files.pop(lesson.module, []):
-            file.content_bytes = drawn[Path(file.src_uri).name]
-    _board.close()
-    log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE}")
     log.info(f"lesson pages and source views: {rendercache.counts['rendered']} rendered, "
              f"{rendercache.counts['reused']} unchanged since the last build")
     return env
+
+
+class FigureFile(File):
+    """A lesson's figure: listed with the site's files from the start, so pages may link to it, and
+    written only once drawn, at the end of the build (`on_post_build`), so no page waits for it."""
+
+    drawn = False
+
+    def copy_file(self, dirty: bool = False) -> None:
+        if self.drawn:
+            super().copy_file(dirty)
 
 
 def on_startup(command: str, dirty: bool) -> None:
@@ -139,13 +144,24 @@ def on_startup(command: str, dirty: bool) -> None:
     rendercache.serving = command == "serve"
 
 
+@plugins.event_priority(-100)  # last: the other plugins' work (the search index) overlaps the drawing
 def on_post_build(config: MkDocsConfig) -> None:
-    """Say how many pages went through the theme's templates, and start the next build's counts afresh.
+    """Write every figure, waiting for those still being drawn; say what the build drew and rendered.
 
-    After a serve's first build, griffe parses the package in the background (see `rendercache.parse_ahead`).
+    The pages were written meanwhile: only the figures wait for their drawing. After a serve's first
+    build, griffe parses the package in the background (see `rendercache.parse_ahead`).
     """
     log.info(f"pages through the theme: {rendercache.counts['themed']}, the others unchanged since the last build")
     rendercache.counts.update(reused=0, rendered=0, themed=0)
+    assert _board is not None
+    for lesson in lessons():
+        drawn = dict(_board.figures(lesson))
+        for file in _figure_files.pop(lesson.module, []):
+            file.content_bytes = drawn[Path(file.src_uri).name]
+            file.drawn = True
+            file.copy_file()
+    _board.close()
+    log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE}")
     if rendercache.serving:
         rendercache.parse_ahead("torchenstein")
 
