@@ -25,7 +25,15 @@ from torchenstein.transformers.multihead import kv_cache_bytes
 from torchenstein.transformers.rope import permute_for_rotate_half
 
 transformers = pytest.importorskip("transformers", minversion="4.45")
-modeling_llama = pytest.importorskip("transformers.models.llama.modeling_llama")
+
+
+def modeling_llama():
+    """Hugging Face's LLaMA modules, imported when a test first needs them: the import takes seconds,
+    and every test process collects this file whether or not it runs its tests."""
+    from transformers.models.llama import modeling_llama as module
+
+    return module
+
 
 V, T = 48, 7
 
@@ -71,7 +79,7 @@ def _float64_norms(model) -> None:
         return self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
 
     for module in model.modules():
-        if isinstance(module, modeling_llama.LlamaRMSNorm):
+        if isinstance(module, modeling_llama().LlamaRMSNorm):
             module.forward = forward.__get__(module)
 
 
@@ -226,7 +234,7 @@ def test_rms_norm_in_half_precision_upcasts_like_hugging_face():
     h = torch.randn(3, 32, generator=torch.Generator().manual_seed(0))
     h[:, 5] = 300.0  # squares past float16's range
     h16 = h.half()
-    theirs = modeling_llama.LlamaRMSNorm(32, eps=1e-5).half()
+    theirs = modeling_llama().LlamaRMSNorm(32, eps=1e-5).half()
     ours = lesson.RMSNorm(32, eps=1e-5, dtype=torch.float16)
     with torch.no_grad():
         assert torch.equal(ours(h16), theirs(h16))
