@@ -27,10 +27,11 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
     echo "setup: installing torch==$TORCH_VERSION"
     "$python" -m pip install --quiet --disable-pip-version-check --no-compile "torch==$TORCH_VERSION"
   fi
-  # uv installs the ~100 other packages in seconds, where pip takes over a minute.
-  "$python" -m pip install --quiet --disable-pip-version-check --no-compile uv
+  # uv installs the ~100 other packages in seconds, where pip takes over a minute; pip does it where
+  # uv cannot be had.
   echo "setup: installing torchenstein with its docs, labs and test extras"
-  if ! "$venv/bin/uv" pip install --quiet --python "$python" -e "$root[docs,labs,test]"; then
+  if ! { "$python" -m pip install --quiet --disable-pip-version-check --no-compile uv \
+         && "$venv/bin/uv" pip install --quiet --python "$python" -e "$root[docs,labs,test]"; }; then
     echo "setup: uv could not install the extras; trying pip" >&2
     "$python" -m pip install --quiet --disable-pip-version-check -e "$root[docs,labs,test]"
   fi
