@@ -199,31 +199,25 @@ def _draw_in_this_process(module: str) -> list[tuple[str, bytes]]:
     return list(lesson_figures(find_lesson(module)))
 
 
-def _draw_module_figures(module: str) -> list[tuple[str, bytes]]:
-    """Draw every figure of one lesson module in this process (a worker's task)."""
+def _start_drawing_process() -> None:
+    """Set up one drawing process, once, before its first task.
+
+    Each process draws with one thread: the processes already share the cores between them. A figure
+    that trains something draws no progress bar into the build's log. And it draws at a lower priority
+    than the build that waits for it: the build renders pages on one core while the drawing processes
+    share both, so at equal priority the build, which has the longer road, gets a share of its core and
+    then finishes alone while the other core idles. Below the build's priority the drawings take what it
+    leaves, and both end together.
+    """
     import torch
 
-    # Each worker draws with one thread: the processes already share the cores between them. A figure
-    # that trains something draws no progress bar into the build's log.
     torch.set_num_threads(1)
     os.environ["TQDM_DISABLE"] = "1"
-    _yield_to_the_build()
-    return _draw_in_this_process(module)
-
-
-def _yield_to_the_build() -> None:
-    """Draw at a lower priority than the build that waits for the drawings (once a process).
-
-    The build renders pages on one core while the drawing processes share both: at equal priority the
-    build, which has the longer road, gets a share of its core and then finishes alone while the other
-    core idles. Below the build's priority the drawings take what it leaves, and both end together.
-    """
-    if hasattr(os, "nice") and not getattr(_yield_to_the_build, "done", False):
+    if hasattr(os, "nice"):
         try:
             os.nice(10)
         except OSError:  # pragma: no cover - not allowed here: draw at the build's priority
             pass
-        _yield_to_the_build.done = True
 
 
 # Libraries every drawing process needs and no edit of the course changes.
@@ -285,8 +279,7 @@ class FigureBoard:
         if self.workers > 0 and not self.cache_dir.is_dir():
             # No cache at all: every figure will be drawn. The drawing processes start now, importing
             # torch, while this thread works out what each figure depends on.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_drawing_context())
-            self._starters.append(threading.Thread(target=self._pool.submit, args=(os.getpid,), daemon=True))
+            self._starters.append(threading.Thread(target=self._drawing_pool().submit, args=(os.getpid,), daemon=True))
             self._starters[-1].start()
         # What the sources seen before hold, so an unchanged module is not parsed again.
         digests_file = self.cache_dir / "code-digests.json"
@@ -324,10 +317,15 @@ class FigureBoard:
             future: Future = Future()
             future.set_result(_draw_in_this_process(module))
             return future
+        return self._drawing_pool().submit(_draw_in_this_process, module)
+
+    def _drawing_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # Fresh processes import the lessons as they are on disk now, never a stale copy.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_drawing_context())
-        return self._pool.submit(_draw_module_figures, module)
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=_drawing_context(), initializer=_start_drawing_process
+            )
+        return self._pool
 
     def figures(self, lesson: Lesson) -> list[tuple[str, bytes]]:
         """The ``(file name, SVG)`` pairs of one lesson, waiting for its drawing if it is under way.

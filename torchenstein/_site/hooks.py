@@ -59,6 +59,7 @@ TEMPLATE_CACHE = ".cache/torchenstein/templates"
 
 
 _board: FigureBoard | None = None
+_templates: jinja2.BytecodeCache | None = None
 _figure_files: dict[str, list[File]] = {}
 _code_blocks: dict[str, tuple[str, ...]] = {}
 
@@ -102,17 +103,13 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         for file in _figure_files[lesson.module]:
             files.append(file)
     files.append(File.generated(config, "course-map.md", content=course_map()))
-    # mkdocstrings' own templates are compiled once and kept too.
-    handler = config.plugins["mkdocstrings"].handlers.get_handler("python")
-    handler.env.bytecode_cache = _template_cache(config)
-    return files
-
-
-def _template_cache(config: MkDocsConfig) -> jinja2.BytecodeCache:
-    """Where compiled templates are kept between builds (Jinja checks each against its source)."""
+    # mkdocstrings' own templates are compiled once and kept, as the theme's are (in on_env).
+    global _templates
     folder = Path(config.config_file_path).parent / TEMPLATE_CACHE
     folder.mkdir(parents=True, exist_ok=True)
-    return jinja2.FileSystemBytecodeCache(str(folder))
+    _templates = jinja2.FileSystemBytecodeCache(str(folder))
+    config.plugins["mkdocstrings"].handlers.get_handler("python").env.bytecode_cache = _templates
+    return files
 
 
 def on_env(env, config: MkDocsConfig, files: Files):
@@ -121,7 +118,7 @@ def on_env(env, config: MkDocsConfig, files: Files):
     The templates are checked by Jinja against their sources; a page that shows what it showed in the
     last build of this process keeps its HTML (see `rendercache.KeptTheme`).
     """
-    env.bytecode_cache = _template_cache(config)
+    env.bytecode_cache = _templates
     rendercache.keep_theme_outputs(env, _site_tools(config.config_file_path))
     log.info(f"lesson pages and source views: {rendercache.counts['rendered']} rendered, "
              f"{rendercache.counts['reused']} unchanged since the last build")
