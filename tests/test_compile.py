@@ -49,8 +49,15 @@ TORCH_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].spli
 
 
 @pytest.fixture(autouse=True)
-def _fresh_dynamo():
-    """Every test starts from empty Dynamo caches and counters, so counts do not leak between tests."""
+def _fresh_dynamo(request):
+    """Every test starts from empty Dynamo caches and counters, so counts do not leak between tests.
+
+    The Inductor tests share one compiled GPT (`gpt_pair`) and count nothing: a reset would throw its
+    compiled code away, and each of them would compile it again.
+    """
+    if "gpt_pair" in request.fixturenames:
+        yield
+        return
     torch._dynamo.reset()
     counters.clear()
     yield
@@ -286,54 +293,10 @@ def test_fail_on_recompile_stance_catches_a_recompilation():
             compiled(torch.randn(3))
 
 
-# -- Inductor: a GPT block and a training step ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def block_pair():
-    """An eager GPT block and an Inductor-compiled copy with the same weights, compiled once for the module."""
-    if not has_cpp_compiler():
-        pytest.skip("Inductor needs a C++ compiler on the CPU, none found")
-    torch.manual_seed(0)
-    block = GPT(TINY).transformer.h[0]
-    return block, torch.compile(copy.deepcopy(block))
-
-
-def _block_outputs_and_grads(block, x):
-    x = x.detach().clone().requires_grad_(True)
-    block.zero_grad(set_to_none=True)
-    y = block(x)
-    # A non-uniform upstream gradient, so every element's gradient is tested.
-    (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
-    # A compiled module's parameter names carry the wrapper's "_orig_mod." prefix.
-    return y.detach(), x.grad, {name.removeprefix("_orig_mod."): p.grad for name, p in block.named_parameters()}
-
-
-@needs_compiler
-def test_inductor_block_equals_eager_outputs_and_gradients(block_pair):
-    eager, compiled = block_pair
-    for seed in (0, 1):
-        x = torch.randn(B, T, C, generator=torch.Generator().manual_seed(seed))
-        y, gx, gp = _block_outputs_and_grads(eager, x)
-        y_c, gx_c, gp_c = _block_outputs_and_grads(compiled, x)
-        torch.testing.assert_close(y_c, y, **FORWARD_TOL)
-        torch.testing.assert_close(gx_c, gx, **GRAD_TOL)
-        assert set(gp_c) == set(gp) and len(gp) == 12
-        for name in gp:
-            torch.testing.assert_close(gp_c[name], gp[name], **GRAD_TOL, msg=f"gradient of {name}")
-
-
-def test_aot_eager_block_is_bitwise_equal_outputs_and_gradients():
-    torch.manual_seed(0)
-    block = GPT(TINY).transformer.h[0]
-    compiled = torch.compile(copy.deepcopy(block), backend="aot_eager")
-    x = torch.randn(B, T, C)
-    y, gx, gp = _block_outputs_and_grads(block, x)
-    y_c, gx_c, gp_c = _block_outputs_and_grads(compiled, x)
-    assert torch.equal(y_c, y)
-    assert torch.equal(gx_c, gx)
-    for name in gp:
-        assert torch.equal(gp_c[name], gp[name]), name
+# -- Inductor: a GPT's outputs, gradients and training steps --------------------------------------------
+#
+# One tiny GPT is compiled once, for every Inductor test below: compiling is the slow part, seconds per
+# graph. Dynamo is not reset between these tests, so each one reuses the same compiled forward and backward.
 
 
 @pytest.fixture(scope="module")
@@ -346,11 +309,60 @@ def gpt_pair():
     return model, torch.compile(copy.deepcopy(model))
 
 
+def _outputs_and_grads(model, idx, targets):
+    model.zero_grad(set_to_none=True)
+    logits, loss = model(idx, targets)
+    # A non-uniform upstream gradient on the logits as well as the loss's, so every element's gradient is tested.
+    ((logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)).sum() + loss).backward()
+    # A compiled module's parameter names carry the wrapper's "_orig_mod." prefix.
+    grads = {name.removeprefix("_orig_mod."): p.grad for name, p in model.named_parameters()}
+    return logits.detach(), loss.detach(), grads
+
+
+@needs_compiler
+def test_inductor_gpt_equals_eager_outputs_loss_and_gradients(gpt_pair):
+    eager, compiled = gpt_pair
+    for seed in (0, 1):
+        idx, targets = torch.randint(0, TINY.vocab_size, (2, B, T), generator=torch.Generator().manual_seed(seed))
+        logits, loss, grads = _outputs_and_grads(eager, idx, targets)
+        logits_c, loss_c, grads_c = _outputs_and_grads(compiled, idx, targets)
+        torch.testing.assert_close(logits_c, logits, **FORWARD_TOL)
+        torch.testing.assert_close(loss_c, loss, **FORWARD_TOL)
+        # Every parameter of the block, the embeddings and the final norm has a gradient, and each agrees.
+        assert set(grads_c) == set(grads) and all(g is not None for g in grads.values())
+        assert sum(name.startswith("transformer.h.0.") for name in grads) == 12
+        for name in grads:
+            torch.testing.assert_close(grads_c[name], grads[name], **GRAD_TOL, msg=f"gradient of {name}")
+
+
+def _block_outputs_and_grads(block, x):
+    x = x.detach().clone().requires_grad_(True)
+    block.zero_grad(set_to_none=True)
+    y = block(x)
+    (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+    return y.detach(), x.grad, {name.removeprefix("_orig_mod."): p.grad for name, p in block.named_parameters()}
+
+
+def test_aot_eager_block_is_bitwise_equal_outputs_and_gradients():
+    torch.manual_seed(0)
+    block = GPT(TINY).transformer.h[0]
+    compiled = torch.compile(copy.deepcopy(block), backend="aot_eager")
+    x = torch.randn(B, T, C)
+    y, gx, gp = _block_outputs_and_grads(block, x)
+    y_c, gx_c, gp_c = _block_outputs_and_grads(compiled, x)
+    assert torch.equal(y_c, y)
+    assert torch.equal(gx_c, gx)
+    assert set(gp_c) == set(gp) and len(gp) == 12
+    for name in gp:
+        assert torch.equal(gp_c[name], gp[name]), name
+
+
 def _train(model, optimizer_name, batches):
     if optimizer_name == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.zero_grad(set_to_none=True)  # no gradient left over from an earlier test
     losses, key_bias_grads = [], []
     for idx, targets in batches:
         _, loss = model(idx, targets)
