@@ -1,18 +1,29 @@
-"""Figures: drawn as SVG, cached by what they depend on, and written by one command.
+"""Figures: drawn as SVG, cached by what they depend on, written by one command, and shipped.
 
-The strict site build (tests/test_site.py) draws every figure of the course and fails on one that is not
-a Figure or holds no axes, so no test here draws them all again.
+The course ships every figure on its shelf, ``figures/``, with the provenance of each lesson's: the tests
+here fail when a lesson's code changed and its figures were not drawn again. The strict site build
+(tests/test_site.py) draws every figure the shelf does not hold for this code and these versions, and
+fails on one that is not a Figure or holds no axes.
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
 from torchenstein import figures
 from torchenstein.course import find_lesson, lessons
-from torchenstein.figures import FigureBoard, main, plotting_functions, render_svg
+from torchenstein.figures import (
+    FigureBoard,
+    FigureShelf,
+    code_digest,
+    main,
+    plotting_functions,
+    provenance,
+    render_svg,
+)
 
 PLOTS = [
     (lesson.module, name, plot)
@@ -87,3 +98,46 @@ def test_a_plot_that_draws_nothing_is_refused():
 
     with pytest.raises(ValueError, match="no axes"):
         render_svg(lambda: new_figure()[0].__class__())
+
+
+SHELF = FigureShelf(Path(__file__).resolve().parents[1] / "figures")
+DRAWING = [lesson for lesson in lessons() if SHELF.files(lesson)]
+
+
+def test_the_shelf_holds_the_figures_of_every_lesson_that_draws_and_no_other():
+    assert set(SHELF.record()) == {lesson.module for lesson in DRAWING}
+    missing = [str(path) for lesson in DRAWING for path in SHELF.files(lesson) if not path.is_file()]
+    assert not missing, f"run `torchenstein figures` to draw {missing}"
+    shelved = {path.relative_to(SHELF.folder) for path in SHELF.folder.rglob("*.svg")}
+    assert shelved == {path.relative_to(SHELF.folder) for lesson in DRAWING for path in SHELF.files(lesson)}
+
+
+@pytest.mark.parametrize("lesson", DRAWING, ids=lambda lesson: lesson.name)
+def test_each_lessons_shelved_figures_were_drawn_from_its_code_as_it_is(lesson):
+    drawn_from = SHELF.record()[lesson.module]["code"]
+    assert drawn_from == code_digest(lesson.module), (
+        f"{lesson.module}'s code changed since its figures were drawn: run `torchenstein figures`"
+    )
+
+
+def test_a_fresh_clone_draws_no_figure_the_shelf_holds(tmp_path):
+    record = SHELF.record()
+    drawn_with = {entry["versions"] for entry in record.values()}
+    if drawn_with != {provenance(DRAWING[0].module)["versions"]}:
+        pytest.skip(f"the shelf was drawn with {drawn_with}, not this machine's matplotlib and torch")
+    board = FigureBoard(tmp_path / "no-cache-yet", shelf=SHELF.folder)
+    board.start(lessons())
+    shown = {lesson.module: dict(board.figures(lesson)) for lesson in DRAWING}
+    board.close()
+    assert board.drawn == 0 and board.reused == sum(len(figs) for figs in shown.values())
+    for lesson in DRAWING:
+        assert shown[lesson.module] == {path.name: path.read_bytes() for path in SHELF.files(lesson)}
+
+
+def test_the_command_draws_only_what_its_shelf_lacks(tmp_path, capsys):
+    lesson = find_lesson(STEADY[0])
+    assert main(["--out", str(tmp_path), lesson.module]) == 0
+    assert capsys.readouterr().out.split() == [str(path) for path in FigureShelf(tmp_path).files(lesson)]
+    assert main(["--out", str(tmp_path), lesson.module]) == 0
+    assert "1 lesson already had its figures" in capsys.readouterr().out
+    assert FigureShelf(tmp_path).holds(lesson)

@@ -4,7 +4,7 @@
     torchenstein run rmsnorm          one lesson's examples and proofs, verbosely
     torchenstein check attempts.py    your answers to the challenges, checked
     torchenstein lab deep_nets_lab    execute a lab (add --smoke for a quick run)
-    torchenstein figures              draw every figure into figures/
+    torchenstein figures              draw the figures whose code changed onto the shelf, figures/
     torchenstein doctor               what is installed, which device the course will use, what is missing
 
 A lesson is named by its module's short name (``rmsnorm``) or its full one (``torchenstein.nn.rmsnorm``);
@@ -171,9 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lab.add_argument("names", nargs="+", metavar="NAME", help="a lab's name, or 'all'")
     lab.add_argument("--smoke", action="store_true", help="a quick run (TORCHENSTEIN_SMOKE=1), written to lab-smoke/")
     lab.add_argument("--output", help="where to write the notebook (default: the lab's page)")
-    figures = commands.add_parser("figures", help="draw the figures of every lesson, or of those named")
+    figures = commands.add_parser("figures", help="draw the figures of every lesson, or of those named, that the shelf lacks")
     figures.add_argument("lessons", nargs="*", help="lesson modules, e.g. torchenstein.nn.rmsnorm")
-    figures.add_argument("--out", default="figures", help="folder to write into (default: figures)")
+    figures.add_argument("--out", default="figures", help="the shelf to draw onto (default: figures, the one the site takes from)")
     commands.add_parser("doctor", help="versions, devices, threads, and what is missing")
     args = parser.parse_args(argv)
 

@@ -128,8 +128,9 @@ def _is_module(name: str) -> bool:
     return folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file()
 
 
-def figure_key(module: str, code_digests: dict[str, list] | None = None) -> str:
-    """The hash of everything the figures of ``module`` depend on (see the comment above).
+def code_digest(module: str, code_digests: dict[str, list] | None = None) -> str:
+    """The hash of the code the figures of ``module`` are drawn by: its own and that of every package
+    module it imports, transitively, and of this module (see the comment above).
 
     Args:
         module: the lesson module.
@@ -138,14 +139,13 @@ def figure_key(module: str, code_digests: dict[str, list] | None = None) -> str:
             (this fills it in).
 
     Examples:
-        >>> len(figure_key("torchenstein.nn.rmsnorm"))
+        >>> len(code_digest("torchenstein.nn.rmsnorm"))
         64
     """
     code_digests = {} if code_digests is None else code_digests
-    versions = _drawing_library_versions()
     seen: set[str] = set()
     pending = [module, __name__]
-    digest = hashlib.sha256(f"{FIGURE_FORMAT} {versions}".encode())
+    digest = hashlib.sha256()
     while pending:
         name = pending.pop()
         if name in seen:
@@ -160,6 +160,26 @@ def figure_key(module: str, code_digests: dict[str, list] | None = None) -> str:
         digest.update(f"\0{name}\0{code}".encode())
         pending.extend(sorted(set(imports) - seen))
     return digest.hexdigest()
+
+
+def provenance(module: str, code_digests: dict[str, list] | None = None) -> dict[str, str | int]:
+    """What the figures of ``module`` depend on: the code that draws them, the drawing format and the
+    versions of matplotlib and torch. Two drawings with the same provenance are the same, byte for byte."""
+    return {
+        "code": code_digest(module, code_digests),
+        "format": FIGURE_FORMAT,
+        "versions": _drawing_library_versions(),
+    }
+
+
+def figure_key(module: str, code_digests: dict[str, list] | None = None) -> str:
+    """The figures' `provenance` as one hash: the name of their folder in the build's cache.
+
+    Examples:
+        >>> len(figure_key("torchenstein.nn.rmsnorm"))
+        64
+    """
+    return hashlib.sha256(json.dumps(provenance(module, code_digests), sort_keys=True).encode()).hexdigest()
 
 
 @functools.cache
@@ -199,6 +219,15 @@ def _draw_in_this_process(module: str) -> list[tuple[str, bytes]]:
     return list(lesson_figures(find_lesson(module)))
 
 
+def _draw_as_the_site_does() -> None:
+    """Draw with one thread and no progress bars, as every drawing process does: a figure of a training
+    run then comes out the same, to the last bit, whoever draws it."""
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ["TQDM_DISABLE"] = "1"
+
+
 def _start_drawing_process() -> None:
     """Set up one drawing process, once, before its first task.
 
@@ -209,10 +238,7 @@ def _start_drawing_process() -> None:
     then finishes alone while the other core idles. Below the build's priority the drawings take what it
     leaves, and both end together.
     """
-    import torch
-
-    torch.set_num_threads(1)
-    os.environ["TQDM_DISABLE"] = "1"
+    _draw_as_the_site_does()
     if hasattr(os, "nice"):
         try:
             os.nice(10)
@@ -240,6 +266,69 @@ def _drawing_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+class FigureShelf:
+    """A folder of drawn figures that records what each lesson's were drawn from.
+
+    The course ships one, ``figures/`` at the top of the repository, written by ``torchenstein figures``:
+    a fresh clone then builds its site without drawing a figure, as long as its code and its versions of
+    matplotlib and torch are those the record names. Any other figure is drawn as usual.
+
+    Layout: ``<part>/<lesson>/plot_<what>.svg``, and ``drawn-from.json``, which maps each lesson module
+    to the `provenance` of its figures.
+
+    Examples:
+        >>> import tempfile
+        >>> from torchenstein.course import find_lesson
+        >>> shelf, lesson = FigureShelf(tempfile.mkdtemp()), find_lesson("torchenstein.nn.rmsnorm")
+        >>> shelf.holds(lesson)
+        False
+        >>> shelf.put(lesson, list(lesson_figures(lesson)))
+        >>> shelf.holds(lesson), [path.name for path in shelf.files(lesson)]
+        (True, ['plot_rmsnorm_vs_layernorm.svg'])
+    """
+
+    RECORD = "drawn-from.json"
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    def record(self) -> dict[str, dict]:
+        """The provenance of each lesson's figures on the shelf (empty where there is no record)."""
+        try:
+            return json.loads((self.folder / self.RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def files(self, lesson: Lesson) -> list[Path]:
+        """Where the shelf keeps the figures the lesson's code draws, in the order it draws them."""
+        names = figure_names(module_path(lesson.module).read_text(encoding="utf-8"))
+        return [self.folder / lesson.part_slug / lesson.name / f"{name}.svg" for name in names]
+
+    def holds(self, lesson: Lesson, code_digests: dict[str, list] | None = None) -> bool:
+        """Whether the shelf has every figure of the lesson, drawn from what they depend on now."""
+        entry = self.record().get(lesson.module)
+        return entry == provenance(lesson.module, code_digests) and all(path.is_file() for path in self.files(lesson))
+
+    def put(self, lesson: Lesson, drawn: list[tuple[str, bytes]], code_digests: dict[str, list] | None = None) -> None:
+        """Shelve a lesson's freshly drawn figures, in place of any it had, and record their provenance."""
+        folder = self.folder / lesson.part_slug / lesson.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.svg"):
+            old.unlink()
+        for filename, svg in drawn:
+            (folder / filename).write_bytes(svg)
+        record = self.record()
+        record[lesson.module] = provenance(lesson.module, code_digests)
+        self.save(record)
+
+    def save(self, record: dict[str, dict]) -> None:
+        """Write the record whole or not at all."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / f"{self.RECORD}.{os.getpid()}.tmp"
+        partial.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n", encoding="utf-8")
+        partial.replace(self.folder / self.RECORD)
+
+
 class FigureBoard:
     """The figures of many lessons: read from the disk cache, or drawn in parallel and then cached.
 
@@ -248,6 +337,8 @@ class FigureBoard:
         workers: how many processes draw the missing figures (default: one per core); 0 draws them in
             this process instead, when it is asked for them (fine once, but a long-lived process such as
             ``mkdocs serve`` would keep drawing the lessons it imported first).
+        shelf: a `FigureShelf` to take figures from when the cache lacks them (the site uses the
+            course's ``figures/``); only those drawn from the code and versions of now are taken.
 
     Examples:
         >>> import tempfile
@@ -260,8 +351,10 @@ class FigureBoard:
         (1, 0)
     """
 
-    def __init__(self, cache_dir: str | Path, workers: int | None = None):
+    def __init__(self, cache_dir: str | Path, workers: int | None = None, shelf: str | Path | None = None):
         self.cache_dir = Path(cache_dir)
+        self.shelf = FigureShelf(shelf) if shelf is not None else None
+        self._shelved: set[str] = set()
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.drawn = 0
         self.reused = 0
@@ -276,8 +369,8 @@ class FigureBoard:
 
     def start(self, chosen: Sequence[Lesson]) -> None:
         """Begin drawing the figures of ``chosen`` that the cache does not hold; returns at once."""
-        if self.workers > 0 and not self.cache_dir.is_dir():
-            # No cache at all: every figure will be drawn. The drawing processes start now, importing
+        if self.workers > 0 and not self.cache_dir.is_dir() and not (self.shelf and self.shelf.record()):
+            # No cache at all and no shelf: every figure will be drawn. The drawing processes start now, importing
             # torch, while this thread works out what each figure depends on.
             self._starters.append(threading.Thread(target=self._drawing_pool().submit, args=(os.getpid,), daemon=True))
             self._starters[-1].start()
@@ -294,7 +387,10 @@ class FigureBoard:
             key = self._keys[lesson.module] = figure_key(lesson.module, self._code_digests)
             folder = self._folder(lesson.module, key)
             if names and not all((folder / f"{name}.svg").is_file() for name in names):
-                missing.append(lesson.module)
+                if self.shelf is not None and self.shelf.holds(lesson, self._code_digests):
+                    self._shelved.add(lesson.module)
+                else:
+                    missing.append(lesson.module)
         if self.workers == 0:
             self._pending.update((module, self._submit(module)) for module in missing)
         elif missing:
@@ -342,6 +438,9 @@ class FigureBoard:
             if all((folder / f"{name}.svg").is_file() for name in names):
                 self.reused += len(names)
                 return [(f"{name}.svg", (folder / f"{name}.svg").read_bytes()) for name in names]
+            if lesson.module in self._shelved and self.shelf is not None and self.shelf.holds(lesson, self._code_digests):
+                self.reused += len(names)
+                return [(path.name, path.read_bytes()) for path in self.shelf.files(lesson)]
             future = self._submit(lesson.module)
         drawn = future.result()
         folder.mkdir(parents=True, exist_ok=True)
@@ -370,22 +469,39 @@ class FigureBoard:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the figures of the given lessons (all of them by default) under ``--out``."""
+    """Draw the figures of the given lessons (all of them by default) onto the shelf ``--out``.
+
+    A lesson whose figures the shelf already holds, drawn from its code as it is now, is not drawn again.
+    """
     parser = argparse.ArgumentParser(prog="python -m torchenstein.figures", description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="lesson modules, e.g. torchenstein.transformers.attention")
-    parser.add_argument("--out", default="figures", help="folder to write into (default: figures)")
+    parser.add_argument("--out", default="figures", help="the shelf to draw onto (default: figures)")
     args = parser.parse_args(argv)
     try:
         chosen = [find_lesson(m) for m in args.modules] if args.modules else lessons()
     except KeyError as err:
         print(f"error: {err.args[0]}", file=sys.stderr)
         return 2
+    shelf, code_digests, current = FigureShelf(args.out), {}, 0
+    _draw_as_the_site_does()
     for lesson in chosen:
-        folder = Path(args.out) / lesson.part_slug / lesson.name
-        folder.mkdir(parents=True, exist_ok=True)
-        for filename, svg in lesson_figures(lesson):
-            (folder / filename).write_bytes(svg)
-            print(folder / filename)
+        if not shelf.files(lesson):
+            continue
+        if shelf.holds(lesson, code_digests):
+            current += 1
+            continue
+        shelf.put(lesson, list(lesson_figures(lesson)), code_digests)
+        for path in shelf.files(lesson):
+            print(path)
+    if not args.modules:
+        # A lesson that no longer draws anything (or no longer exists) leaves the record.
+        drawing = {lesson.module for lesson in chosen if shelf.files(lesson)}
+        record = shelf.record()
+        if set(record) - drawing:
+            shelf.save({module: entry for module, entry in record.items() if module in drawing})
+    if current:
+        lessons_word = "lesson already had its figures" if current == 1 else "lessons already had their figures"
+        print(f"{current} {lessons_word} on {shelf.folder}, drawn from their code as it is")
     return 0
 
 

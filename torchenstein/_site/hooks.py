@@ -44,6 +44,9 @@ SOURCEVIEW_CODE = module_path("torchenstein._site.sourceview").read_text(encodin
 
 FIGURE_CACHE = ".cache/torchenstein/figures"
 """Where the drawn figures are kept between builds, relative to the folder of ``mkdocs.yml``."""
+FIGURE_SHELF = "figures"
+"""The figures the course ships, drawn by ``torchenstein figures`` (a `FigureShelf`): a fresh clone takes
+each one that was drawn from its code as it is, instead of drawing it."""
 
 SEARCH_CACHE = ".cache/torchenstein/search"
 """Where each page's search entries are kept, under the hash of its HTML."""
@@ -72,7 +75,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     rendercache.remember_search_entries(root / SEARCH_CACHE)
     signatures.install()
     rendercache.remember_parsed_modules()
-    _board = FigureBoard(root / FIGURE_CACHE)
+    _board = FigureBoard(root / FIGURE_CACHE, shelf=root / FIGURE_SHELF)
     _board.start(lessons())
     return config
 
@@ -158,7 +161,7 @@ def on_post_build(config: MkDocsConfig) -> None:
             file.drawn = True
             file.copy_file()
     _board.close()
-    log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE}")
+    log.info(f"figures: {_board.drawn} drawn, {_board.reused} reused from {FIGURE_CACHE} or {FIGURE_SHELF}/")
     if rendercache.serving:
         rendercache.parse_ahead("torchenstein")
 
