@@ -277,7 +277,7 @@ corner there is. Each lesson shows his mistakes failing for real, then fixed.
 | `torchenstein run getting_started` | one lesson's examples and its tests, verbosely |
 | `torchenstein check my_answers.py` | your answers to the challenges, checked |
 | `torchenstein lab NAME` | execute a lab and write its notebook (`--smoke` for a quick run) |
-| `torchenstein figures` | draw the figures whose code changed onto the course's shelf, `figures/` |
+| `torchenstein figures` | draw every figure of the course into `figures/` |
 | `torchenstein doctor` | versions, threads, devices and what is missing: the report above, and more |
 
 ## Dr. Hammer's traps
