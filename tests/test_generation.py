@@ -30,15 +30,12 @@ from torchenstein.transformers.generation import (
 )
 from torchenstein.transformers.gpt import GPT, GPTConfig, to_hf
 
-transformers = pytest.importorskip("transformers")
-from transformers import (  # noqa: E402
-    LogitsProcessorList,
-    MinPLogitsWarper,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+
+def hf():
+    """Hugging Face's ``transformers``, imported by the first test that compares with it: importing it
+    takes seconds, which every test process would pay while it merely collects this file."""
+    return pytest.importorskip("transformers")
+
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 TINY = GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=4, n_embd=32)
@@ -66,15 +63,15 @@ def _equal(ours: torch.Tensor, theirs: torch.Tensor) -> None:
 def test_processors_equal_hugging_faces_warpers_bitwise(dtype, kind):
     x = _logits(kind, dtype)
     for temperature in (0.3, 1.0, 2.5):
-        _equal(temperature_scale(x, temperature), TemperatureLogitsWarper(temperature)(None, x))
+        _equal(temperature_scale(x, temperature), hf().TemperatureLogitsWarper(temperature)(None, x))
     for top_k in (1, 5, 40, 60):
         for keep in (1, 7):
             for value in (-math.inf, -50.0):
-                _equal(top_k_filter(x, top_k, value, keep), TopKLogitsWarper(top_k, value, keep)(None, x))
+                _equal(top_k_filter(x, top_k, value, keep), hf().TopKLogitsWarper(top_k, value, keep)(None, x))
     for top_p in (0.0, 1e-8, 0.3, 0.9, 0.999, 1.0):
         for keep in (1, 3, 45):
             for value in (-math.inf, -50.0):
-                _equal(top_p_filter(x, top_p, value, keep), TopPLogitsWarper(top_p, value, keep)(None, x))
+                _equal(top_p_filter(x, top_p, value, keep), hf().TopPLogitsWarper(top_p, value, keep)(None, x))
 
 
 def test_top_p_edges_tiny_keeps_the_best_and_one_removes_only_underflow():
@@ -90,10 +87,10 @@ def test_top_p_edges_tiny_keeps_the_best_and_one_removes_only_underflow():
 def test_process_logits_is_hugging_faces_chain_in_its_order(dtype):
     x = _logits("randn", dtype, seed=3)
     for temperature, top_k, top_p in ((0.7, 10, 0.9), (1.5, None, 0.5), (1.0, 3, 1.0), (2.0, 0, 0.95)):
-        chain = [TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []
-        chain += [TopKLogitsWarper(top_k)] if top_k else []
-        chain += [TopPLogitsWarper(top_p)] if top_p < 1.0 else []
-        theirs = LogitsProcessorList(chain)(torch.zeros(5, 1, dtype=torch.long), x.clone())
+        chain = [hf().TemperatureLogitsWarper(temperature)] if temperature != 1.0 else []
+        chain += [hf().TopKLogitsWarper(top_k)] if top_k else []
+        chain += [hf().TopPLogitsWarper(top_p)] if top_p < 1.0 else []
+        theirs = hf().LogitsProcessorList(chain)(torch.zeros(5, 1, dtype=torch.long), x.clone())
         _equal(process_logits(x, temperature=temperature, top_k=top_k, top_p=top_p), theirs)
     # The order is part of the definition: top-p before the temperature keeps another set.
     hammer = temperature_scale(top_p_filter(x, 0.9), 2.0)
@@ -104,7 +101,7 @@ def test_where_it_differs_an_int_temperature():
     x = _logits("randn", torch.float32)
     _equal(temperature_scale(x, 2), x / 2)
     with pytest.raises(ValueError, match="temperature"):
-        TemperatureLogitsWarper(2)
+        hf().TemperatureLogitsWarper(2)
 
 
 def test_greedy_and_sampling_with_a_generator():
@@ -301,10 +298,10 @@ def test_challenge_solutions_equal_hugging_face():
         logits = (3 * torch.randn(4, 30, generator=g)).to(dtype)
         ids = torch.randint(0, 30, (4, 9), generator=g)
         for penalty in (1.3, 0.7):
-            _equal(repetition_penalty(ids, logits, penalty), RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone()))
+            _equal(repetition_penalty(ids, logits, penalty), hf().RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone()))
         for min_p in (0.0, 0.05, 0.5, 1.0):
             for keep in (1, 4):
-                _equal(min_p_filter(logits, min_p, -math.inf, keep), MinPLogitsWarper(min_p, -math.inf, keep)(None, logits))
+                _equal(min_p_filter(logits, min_p, -math.inf, keep), hf().MinPLogitsWarper(min_p, -math.inf, keep)(None, logits))
 
 
 def test_checkers_pass_the_solutions_and_reject_wrong_attempts():
