@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
 from torchenstein import bench
 from torchenstein.transformers.gpt import GPTConfig
 
-pytest.importorskip("transformers")
+# Found, not imported: importing transformers takes seconds in every process that collects this file.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is missing")
 
 TINY = GPTConfig(vocab_size=32, block_size=8, n_layer=1, n_head=2, n_embd=16)
 MODELS = ("ours", "hf", "ours (from scratch)")

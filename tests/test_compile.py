@@ -13,9 +13,7 @@ import io
 
 import pytest
 import torch
-import torch._dynamo
 from torch import nn
-from torch._dynamo.utils import counters
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from torchenstein.advanced.compile import (
@@ -48,6 +46,14 @@ needs_compiler = pytest.mark.skipif(
 TORCH_VERSION = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
 
 
+def _counters():
+    """Dynamo's counters. TorchDynamo is imported by the first test that uses it (``torch._dynamo`` is
+    loaded on first use), not by every test process as it collects this file: that takes a second."""
+    from torch._dynamo.utils import counters
+
+    return counters
+
+
 @pytest.fixture(autouse=True)
 def _fresh_dynamo(request):
     """Every test starts from empty Dynamo caches and counters, so counts do not leak between tests.
@@ -59,13 +65,13 @@ def _fresh_dynamo(request):
         yield
         return
     torch._dynamo.reset()
-    counters.clear()
+    _counters().clear()
     yield
     torch._dynamo.reset()
 
 
 def _graphs() -> int:
-    return counters["stats"]["unique_graphs"]
+    return _counters()["stats"]["unique_graphs"]
 
 
 # -- What Dynamo captures ---------------------------------------------------------------------------------
@@ -188,7 +194,7 @@ def test_dynamic_true_and_mark_dynamic_compile_once():
         compiled(torch.randn(n))
     assert _graphs() == 1
     torch._dynamo.reset()
-    counters.clear()
+    _counters().clear()
     compiled = torch.compile(_double, backend="eager")
     first = torch.randn(2, 3)
     torch._dynamo.mark_dynamic(first, 0)
@@ -222,7 +228,7 @@ def test_the_training_flag_and_a_read_attribute_are_guarded():
             return x * self.scale
 
     torch._dynamo.reset()
-    counters.clear()
+    _counters().clear()
     scaled = Scaled()
     compiled = torch.compile(scaled, backend="eager")
     assert torch.equal(compiled(x), x * 2.0)
@@ -237,7 +243,7 @@ def _sgd_update(w, grad, lr):
 
 def _graphs_for(learning_rates, **options):
     torch._dynamo.reset()
-    counters.clear()
+    _counters().clear()
     step = torch.compile(_sgd_update, backend="eager", **options)
     w, grad = torch.randn(3), torch.randn(3)
     for lr in learning_rates:

@@ -3,6 +3,8 @@ skipped tiles, the memory it saves, and its errors."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import warnings
 
 import pytest
@@ -29,7 +31,8 @@ from torchenstein.transformers.flash import (
     sdpa_backend,
 )
 
-HAS_CAUSAL_BIAS = flash.CausalBias is not None
+# Whether this PyTorch has torch.nn.attention.bias, found without importing it (that loads TorchDynamo).
+HAS_CAUSAL_BIAS = importlib.util.find_spec("torch.nn.attention.bias") is not None
 needs_causal_bias = pytest.mark.skipif(not HAS_CAUSAL_BIAS, reason="torch.nn.attention.bias is missing")
 # PyTorch 2.5 introduced the softmax that returns zeros for a row whose keys are all hidden; before, NaN.
 TORCH_ZERO_ROWS = tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 5)
@@ -135,8 +138,8 @@ def _reference_scores(q, k, attn_mask=None, is_causal=False, scale=None):
     scores = q @ k.transpose(-2, -1) * scale
     if is_causal:
         attn_mask = torch.ones(L, S, dtype=torch.bool).tril()
-    elif HAS_CAUSAL_BIAS and isinstance(attn_mask, flash.CausalBias):
-        lower_right = attn_mask.variant == flash.CausalVariant.LOWER_RIGHT
+    elif (bias := sys.modules.get("torch.nn.attention.bias")) and isinstance(attn_mask, bias.CausalBias):
+        lower_right = attn_mask.variant == bias.CausalVariant.LOWER_RIGHT
         attn_mask = torch.ones(L, S, dtype=torch.bool).tril(S - L if lower_right else 0)
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf"))

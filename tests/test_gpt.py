@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -24,7 +25,8 @@ from torchenstein.transformers.gpt import (
     to_hf_state_dict,
 )
 
-transformers = pytest.importorskip("transformers")
+# Found, not imported: importing transformers takes seconds in every process that collects this file.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is missing")
 
 SMALL = {"n_layer": 2, "n_embd": 32, "n_head": 4, "block_size": 16, "vocab_size": 50}
 # Lengths: one token, a length in between, and the full context.

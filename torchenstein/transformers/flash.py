@@ -409,7 +409,9 @@ answers pass:
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -424,10 +426,20 @@ from torchenstein.transformers.attention import _check_qkv_tensors
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-try:  # PyTorch 2.2 and later: masks described by a rule instead of a tensor
-    from torch.nn.attention.bias import CausalBias, CausalVariant
-except ImportError:  # pragma: no cover - older PyTorch
-    CausalBias = CausalVariant = None
+
+def _causal_bias_module() -> ModuleType | None:
+    """``torch.nn.attention.bias``, PyTorch's masks described by a rule instead of a tensor (PyTorch 2.2
+    and later), or ``None`` where it is missing.
+
+    Imported when first needed: it loads TorchDynamo, a second more for every process that imports this
+    lesson, though most never build a causal bias. A mask that *is* one was made by that module, so
+    recognising it needs no import (see ``sys.modules`` in `_check_attention`).
+    """
+    try:
+        import torch.nn.attention.bias as bias
+    except ImportError:  # pragma: no cover - older PyTorch
+        return None
+    return bias
 
 try:  # PyTorch 2.3 and later
     from torch.nn.attention import SDPBackend
@@ -872,7 +884,7 @@ def check_causal_tiles_skipped(candidate: Callable[..., int]) -> None:
                          (5, 1, 2, 2), (9, 9, 9, 9), (6, 6, 1, 1), (3, 8, 2, 5)):
         q, k = torch.zeros(L, 1), torch.zeros(S, 1)
         for lower_right in (False, True):
-            if lower_right and CausalBias is None:  # pragma: no cover - older PyTorch
+            if lower_right and _causal_bias_module() is None:  # pragma: no cover - older PyTorch
                 continue
             mask = _causal_bias(L, S, lower_right)
             expected = flash_attention_forward(q, k, k, attn_mask=mask, block_q=bq, block_k=bk).tiles_skipped
@@ -963,11 +975,12 @@ def _check_attention(query, key, value, attn_mask, is_causal, scale, block_q, bl
         return None, 0, scale
     if attn_mask is None:
         return None, None, scale
-    if CausalBias is not None and isinstance(attn_mask, CausalBias):
+    bias = sys.modules.get("torch.nn.attention.bias")  # a causal bias exists only once this is imported
+    if bias is not None and isinstance(attn_mask, bias.CausalBias):
         if (attn_mask.seq_len_q, attn_mask.seq_len_kv) != (L, S):
             raise ValueError(f"attn_mask is a causal bias for (L, S) = ({attn_mask.seq_len_q}, "
                              f"{attn_mask.seq_len_kv}), but the inputs have (L, S) = ({L}, {S})")
-        return None, (S - L if attn_mask.variant == CausalVariant.LOWER_RIGHT else 0), scale
+        return None, (S - L if attn_mask.variant == bias.CausalVariant.LOWER_RIGHT else 0), scale
     if not isinstance(attn_mask, Tensor) or attn_mask.dtype != torch.bool:
         got = f"a tensor of dtype {attn_mask.dtype}" if isinstance(attn_mask, Tensor) else type(attn_mask).__name__
         raise TypeError(f"attn_mask must be a bool tensor or a causal bias from torch.nn.attention.bias, got {got}")
