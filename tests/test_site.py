@@ -3,6 +3,7 @@ and the site loads nothing from another host."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -30,22 +31,34 @@ ROOT = Path(__file__).resolve().parents[1]
 LESSONS = lessons()
 
 
+@contextlib.contextmanager
+def untraced():
+    """Pause coverage measurement for a site build.
+
+    The build is Markdown, templates and highlighting, all pure Python: traced for coverage line by
+    line it takes twice as long, the longest thing in the suite. So it runs untraced, and the coverage
+    report counts only what the site's own unit tests reach of the hooks. A test process of
+    pytest-xdist runs two measurements, one under the other, and stopping the top one resumes the
+    other: every one is stopped, and they start again in the order they were.
+    """
+    stopped = []
+    while coverage is not None and (tracer := coverage.Coverage.current()) is not None:
+        tracer.stop()
+        stopped.append(tracer)
+    try:
+        yield
+    finally:
+        for tracer in reversed(stopped):
+            tracer.start()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """Build the whole site once, strictly: any warning (a broken reference, say) fails the build."""
     site_dir = tmp_path_factory.mktemp("site")
     config = load_config(str(ROOT / "mkdocs.yml"), strict=True, site_dir=str(site_dir))
-    # The build is Markdown, templates and highlighting, all pure Python: traced for coverage line by
-    # line it takes twice as long, the longest thing in the suite. So it runs untraced, and the coverage
-    # report counts only what the site's own unit tests reach of the hooks.
-    tracer = coverage.Coverage.current() if coverage is not None else None
-    if tracer is not None:
-        tracer.stop()
-    try:
+    with untraced():
         build(config)
-    finally:
-        if tracer is not None:
-            tracer.start()
     return site_dir
 
 
@@ -156,7 +169,8 @@ def test_no_figure_is_heavier_than_a_page_should_carry(site):
 def test_a_build_from_the_caches_is_the_same_site_byte_for_byte(site, tmp_path):
     """The second build reuses the figures, pages, source views and search entries the first one kept."""
     again = tmp_path / "again"
-    build(load_config(str(ROOT / "mkdocs.yml"), strict=True, site_dir=str(again)))
+    with untraced():
+        build(load_config(str(ROOT / "mkdocs.yml"), strict=True, site_dir=str(again)))
     first = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
     second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
     assert first.keys() == second.keys()
