@@ -102,6 +102,9 @@ def test_a_plot_that_draws_nothing_is_refused():
 
 SHELF = FigureShelf(Path(__file__).resolve().parents[1] / "figures")
 DRAWING = [lesson for lesson in lessons() if SHELF.files(lesson)]
+# The digests of every module's code, kept across the tests below as a build keeps them: each lesson
+# imports a chain of course modules, and parsing every chain again for every lesson takes seconds.
+CODE_DIGESTS: dict[str, list] = {}
 
 
 def test_the_shelf_holds_the_figures_of_every_lesson_that_draws_and_no_other():
@@ -115,7 +118,7 @@ def test_the_shelf_holds_the_figures_of_every_lesson_that_draws_and_no_other():
 @pytest.mark.parametrize("lesson", DRAWING, ids=lambda lesson: lesson.name)
 def test_each_lessons_shelved_figures_were_drawn_from_its_code_as_it_is(lesson):
     drawn_from = SHELF.record()[lesson.module]["code"]
-    assert drawn_from == code_digest(lesson.module), (
+    assert drawn_from == code_digest(lesson.module, CODE_DIGESTS), (
         f"{lesson.module}'s code changed since its figures were drawn: run `torchenstein figures`"
     )
 
@@ -123,7 +126,7 @@ def test_each_lessons_shelved_figures_were_drawn_from_its_code_as_it_is(lesson):
 def test_a_fresh_clone_draws_no_figure_the_shelf_holds(tmp_path):
     record = SHELF.record()
     drawn_with = {entry["versions"] for entry in record.values()}
-    if drawn_with != {provenance(DRAWING[0].module)["versions"]}:
+    if drawn_with != {provenance(DRAWING[0].module, CODE_DIGESTS)["versions"]}:
         pytest.skip(f"the shelf was drawn with {drawn_with}, not this machine's matplotlib and torch")
     board = FigureBoard(tmp_path / "no-cache-yet", shelf=SHELF.folder)
     board.start(lessons())
