@@ -27,9 +27,10 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
     echo "setup: installing torch==$TORCH_VERSION"
     "$python" -m pip install --quiet --disable-pip-version-check --no-compile "torch==$TORCH_VERSION"
   fi
-  # While the rest installs, PyTorch's modules are compiled to bytecode once, here (see below), instead
-  # of by every test process at once when the suite starts.
-  PYTHONDONTWRITEBYTECODE= "$python" -c "import torch" >/dev/null 2>&1 &
+  # While the rest installs, PyTorch's modules and the course's are compiled to bytecode once, here (see
+  # below), instead of by every test process at once when the suite starts.
+  { PYTHONDONTWRITEBYTECODE= "$python" -c "import torch"
+    "$python" -m compileall -q -j 0 "$root/torchenstein"; } >/dev/null 2>&1 &
   compiling=$!
   # uv installs the ~100 other packages in seconds, where pip takes over a minute; pip does it where
   # uv cannot be had.
