@@ -1,10 +1,10 @@
 """Shared pytest set-up: every doctest starts from the same seed and the same print options."""
 
+import functools
 import os
 import sys
 
 import pytest
-import torch
 from hypothesis import settings
 
 # Property tests draw the same examples on every run and every machine: a red build is reproducible.
@@ -15,23 +15,43 @@ settings.load_profile("ci" if os.environ.get("CI") else "course")
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# The suite runs one test process per core: a second PyTorch thread in each would only fight the other
-# process for the same cores, and makes small operations many times slower.
-torch.set_num_threads(1)
+
+def pytest_configure(config):
+    """Set PyTorch up in every process that runs tests.
+
+    The main process of pytest-xdist runs none, so it does not import PyTorch: the test processes it
+    starts, which do, start a second sooner. In each of them, one thread: the suite runs one test
+    process per core, and a second PyTorch thread in each would only fight the other process for the
+    same cores, which makes small operations many times slower.
+    """
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import torch
+
+    torch.set_num_threads(1)
 
 
-# torch.manual_seed also queues the seed for each accelerator PyTorch was built for and has not started,
-# and each queued call formats the whole Python stack, in case it fails later: before every test, 60 frames
-# deep, three times over, a tenth of a millisecond grows to several. Where no accelerator can run, the CPU's
-# generator is all there is to seed.
-_ACCELERATED = torch.cuda.is_available() or torch.backends.mps.is_available() or (
-    hasattr(torch, "xpu") and torch.xpu.is_available()
-)
+@functools.cache
+def _accelerated() -> bool:
+    """Whether an accelerator can run here (see `_reseed`)."""
+    import torch
+
+    return torch.cuda.is_available() or torch.backends.mps.is_available() or (
+        hasattr(torch, "xpu") and torch.xpu.is_available()
+    )
 
 
 def _reseed() -> None:
-    """``torch.manual_seed(0)``: in full where an accelerator is present, else the CPU generator's part."""
-    if _ACCELERATED:
+    """``torch.manual_seed(0)``: in full where an accelerator is present, else the CPU generator's part.
+
+    ``torch.manual_seed`` also queues the seed for each accelerator PyTorch was built for and has not
+    started, and each queued call formats the whole Python stack, in case it fails later: before every
+    test, 60 frames deep, three times over, a tenth of a millisecond grows to several. Where no
+    accelerator can run, the CPU's generator is all there is to seed.
+    """
+    import torch
+
+    if _accelerated():
         torch.manual_seed(0)
     else:
         torch.random.default_generator.manual_seed(0)
@@ -40,6 +60,8 @@ def _reseed() -> None:
 @pytest.fixture(autouse=True)
 def _fresh_laboratory():
     """Reseed and reset print options, so no example depends on the one that ran before it."""
+    import torch
+
     _reseed()
     torch.set_printoptions(profile="default")
     torch.set_default_dtype(torch.float32)
