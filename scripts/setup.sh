@@ -41,6 +41,10 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
     "$python" -m pip install --quiet --disable-pip-version-check -e "$root[docs,labs,test]"
   fi
   wait "$compiling" || true
+  # And the libraries every test process imports as it starts, in the background: the first run of the
+  # suite, or of the site, goes on meanwhile, and finds them compiled by the time it needs them.
+  PYTHONDONTWRITEBYTECODE= "$python" -c "import matplotlib.pyplot, hypothesis, mkdocs.commands.build, \
+griffe, mkdocstrings, material, markdown, pygments.lexers.python, playwright.sync_api" >/dev/null 2>&1 &
   echo "$wanted" > "$stamp"
 fi
 
